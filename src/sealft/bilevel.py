@@ -1,0 +1,353 @@
+"""Selector training by the penalty method (SEAL's Algorithms 1 and 2).
+
+Each step draws a fine-tuning batch B (every sample exactly once per epoch) and a safe
+batch B' (the safe set cycles, however short it is), then
+
+1. θ  ← θ  − β ∇[(1−γ) f_B'(θ) + γ g_B(θ, ω)]        the upper model
+2. θ̂ ← θ̂ − β ∇ g_B(θ̂, ω)                            Algorithm 1 only: the auxiliary
+                                                       lower-level model tracking v(ω)
+3. ω  ← ω  − α ∇_ω (1/|B|) Σ_{i∈B} w_i(ω) (ℓ(θ; z_i) − ℓ(θ̂; z_i))   (Algorithm 2: no θ̂ term)
+
+with the per-sample losses taken from the forward passes of steps 1 and 2. Under LoRA, θ
+and θ̂ are two adapters ("upper", "lower") over one frozen base model.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .config import SelectorConfig, TrainConfig
+from .data import Encoded, collate
+from .modeling import adapter_parameters, autocast
+from .selector import Selector, make_optimizer
+
+
+def per_sample_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Mean next-token NLL over each sample's response tokens (labels != -100)."""
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    logits = out.logits[:, :-1].float()
+    labels = batch["labels"][:, 1:]
+    mask = labels != -100
+    nll = torch.nn.functional.cross_entropy(
+        logits.transpose(1, 2), labels.clamp(min=0), reduction="none"
+    )
+    return (nll * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+
+def _micro(idx: torch.Tensor, size: int | None) -> Iterator[torch.Tensor]:
+    yield from (idx.split(size) if size else (idx,))
+
+
+def losses_and_backward(
+    model,
+    data: Encoded,
+    idx: torch.Tensor,
+    coef: torch.Tensor | float | None,
+    *,
+    pad: int,
+    device,
+    precision: str,
+    micro: int | None,
+) -> torch.Tensor:
+    """Per-sample losses of `idx`; backpropagates Σ_i coef_i·ℓ_i unless `coef` is None.
+
+    The batch is cut into micro-batches with gradients accumulated, so a large batch fits
+    in memory; the result is the same as one pass over the whole batch.
+    """
+    chunks = []
+    offset = 0
+    for part in _micro(idx, micro):
+        batch = collate([data.input_ids[i] for i in part], [data.labels[i] for i in part], pad)
+        batch = {k: v.to(device) for k, v in batch.items()}
+        if coef is None:
+            with torch.no_grad(), autocast(device, precision):
+                loss = per_sample_loss(model, batch)
+        else:
+            with autocast(device, precision):
+                loss = per_sample_loss(model, batch)
+            c = coef if isinstance(coef, float) else coef[offset : offset + len(part)].to(device)
+            (loss * c).sum().backward()
+        chunks.append(loss.detach().float().cpu())
+        offset += len(part)
+    return torch.cat(chunks)
+
+
+def sample_losses(
+    model,
+    data: Encoded,
+    *,
+    pad: int,
+    batch_size: int = 8,
+    device=None,
+    precision: str = "auto",
+    progress: bool = False,
+) -> torch.Tensor:
+    """Per-sample losses of a frozen model over a whole set, in order."""
+    device = device or next(model.parameters()).device
+    model.eval()
+    out = []
+    for idx in tqdm(torch.arange(len(data)).split(batch_size), desc="losses", disable=not progress):
+        out.append(
+            losses_and_backward(
+                model, data, idx, None, pad=pad, device=device, precision=precision, micro=None
+            )
+        )
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def epoch_order(n: int, seed: int, epoch: int, stream: int) -> torch.Tensor:
+    """A permutation fixed by (seed, epoch, stream): a resumed run sees the same batches."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch * 7919 + stream)
+    return torch.randperm(n, generator=g)
+
+
+def fine_tune_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:
+    """Every fine-tuning sample exactly once per epoch (the last batch may be smaller)."""
+    return list(epoch_order(n, seed, epoch, 0).split(batch_size))
+
+
+def cycled_batches(
+    n: int, batch_size: int, steps: int, seed: int, epoch: int
+) -> list[torch.Tensor]:
+    """`steps` safe batches: reshuffled passes over the safe set, as many as it takes."""
+    stream, pool = 1, []
+    while len(pool) < steps * batch_size:
+        pool.extend(epoch_order(n, seed, epoch, stream).tolist())
+        stream += 1
+    return [torch.tensor(pool[s * batch_size : (s + 1) * batch_size]) for s in range(steps)]
+
+
+@dataclass
+class _Branch:
+    """One trainable model: an adapter of a shared PEFT model, or a whole module."""
+
+    module: torch.nn.Module
+    adapter: str | None
+    optimizer: torch.optim.Optimizer
+
+    def activate(self) -> torch.nn.Module:
+        if self.adapter is not None:
+            self.module.set_adapter(self.adapter)
+        self.module.train()
+        return self.module
+
+
+def _branches(model, algorithm: int, lr: float, lora: bool) -> tuple[_Branch, _Branch | None]:
+    def adam(params):
+        return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.95))
+
+    if lora:
+        upper = _Branch(model, "upper", adam(adapter_parameters(model, "upper")))
+        lower = (
+            _Branch(model, "lower", adam(adapter_parameters(model, "lower")))
+            if algorithm == 1
+            else None
+        )
+        return upper, lower
+    upper = _Branch(model, None, adam([p for p in model.parameters() if p.requires_grad]))
+    if algorithm == 2:
+        return upper, None
+    twin = copy.deepcopy(model)
+    return upper, _Branch(twin, None, adam([p for p in twin.parameters() if p.requires_grad]))
+
+
+class BilevelTrainer:
+    """Trains the selector's logits together with the model (and, for Algorithm 1, θ̂).
+
+    `model` is a PEFT model carrying the adapters "upper" and (Algorithm 1) "lower"
+    when `lora` is true, else a plain model trained in full.
+    """
+
+    def __init__(
+        self,
+        model,
+        finetune: Encoded,
+        safe: Encoded,
+        *,
+        selector_cfg: SelectorConfig,
+        train_cfg: TrainConfig,
+        pad: int,
+        seed: int,
+        lora: bool,
+        device,
+        run_dir: str | Path | None = None,
+        progress: bool = True,
+    ):
+        if len(finetune) == 0 or len(safe) == 0:
+            raise ValueError("both the fine-tuning and the safe set need at least one sample")
+        self.cfg, self.train_cfg = selector_cfg, train_cfg
+        self.finetune, self.safe, self.pad, self.seed = finetune, safe, pad, seed
+        self.device, self.progress = device, progress
+        self.selector = Selector([s.sample_id for s in finetune.samples], selector_cfg.activation)
+        self.selector_opt = make_optimizer(self.selector, selector_cfg.optimizer, selector_cfg.lr)
+        self.upper, self.lower = _branches(model, selector_cfg.algorithm, train_cfg.lr, lora)
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.epochs_done = 0
+
+    # -- one step ---------------------------------------------------------------------
+
+    def _kw(self):
+        return {
+            "pad": self.pad,
+            "device": self.device,
+            "precision": self.train_cfg.precision,
+            "micro": self.train_cfg.micro_batch_size,
+        }
+
+    def upper_step(
+        self, ft_idx: torch.Tensor, safe_idx: torch.Tensor, gamma: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        model = self.upper.activate()
+        self.upper.optimizer.zero_grad(set_to_none=True)
+        safe_losses = torch.zeros(0)
+        if gamma < 1:
+            safe_losses = losses_and_backward(
+                model, self.safe, safe_idx, (1 - gamma) / len(safe_idx), **self._kw()
+            )
+        weights = self.selector.weights().detach()[ft_idx]
+        # With γ = 0 the model gets no gradient from this batch: a forward pass is enough.
+        coef = gamma * weights / len(ft_idx) if gamma > 0 else None
+        ft_losses = losses_and_backward(model, self.finetune, ft_idx, coef, **self._kw())
+        self.upper.optimizer.step()
+        return safe_losses, ft_losses
+
+    def lower_step(self, ft_idx: torch.Tensor) -> torch.Tensor:
+        model = self.lower.activate()
+        self.lower.optimizer.zero_grad(set_to_none=True)
+        weights = self.selector.weights().detach()[ft_idx]
+        losses = losses_and_backward(
+            model, self.finetune, ft_idx, weights / len(ft_idx), **self._kw()
+        )
+        self.lower.optimizer.step()
+        return losses
+
+    def selector_step(self, ft_idx: torch.Tensor, values: torch.Tensor) -> float:
+        self.selector_opt.zero_grad(set_to_none=True)
+        objective = self.selector.objective(ft_idx, values)
+        objective.backward()
+        self.selector_opt.step()
+        return objective.item()
+
+    # -- epochs -----------------------------------------------------------------------
+
+    def train(
+        self,
+        log: Callable[[dict], None] | None = None,
+        on_epoch: Callable[[int, Selector], None] | None = None,
+    ) -> Selector:
+        bs = self.train_cfg.batch_size
+        sbs = self.train_cfg.safe_batch_size or bs
+        for epoch in range(self.epochs_done, self.cfg.epochs):
+            gamma = self.cfg.gamma(epoch)
+            ft_batches = fine_tune_batches(len(self.finetune), bs, self.seed, epoch)
+            safe_batches = cycled_batches(len(self.safe), sbs, len(ft_batches), self.seed, epoch)
+            bar = tqdm(
+                zip(ft_batches, safe_batches, strict=True),
+                total=len(ft_batches),
+                desc=f"selector epoch {epoch + 1}/{self.cfg.epochs} (γ={gamma:g})",
+                disable=not self.progress,
+                leave=False,
+            )
+            for step, (ft_idx, safe_idx) in enumerate(bar):
+                safe_losses, ft_losses = self.upper_step(ft_idx, safe_idx, gamma)
+                values = ft_losses
+                lower_losses = None
+                if self.lower is not None:
+                    lower_losses = self.lower_step(ft_idx)
+                    values = ft_losses - lower_losses
+                sel_obj = self.selector_step(ft_idx, values)
+                record = {
+                    "epoch": epoch,
+                    "step": step,
+                    "gamma": gamma,
+                    "upper_loss": _mean(safe_losses),
+                    "lower_loss": _mean(ft_losses),
+                    "aux_loss": _mean(lower_losses),
+                    "selector_objective": sel_obj,
+                    "lr_model": self.upper.optimizer.param_groups[0]["lr"],
+                    "lr_selector": self.selector_opt.param_groups[0]["lr"],
+                }
+                bar.set_postfix(
+                    safe=f"{record['upper_loss']:.3f}", ft=f"{record['lower_loss']:.3f}"
+                )
+                if log is not None:
+                    log(record)
+            self.epochs_done = epoch + 1
+            if self.run_dir is not None:
+                self.save_checkpoint(self.run_dir / "checkpoint.pt")
+            if on_epoch is not None:
+                on_epoch(epoch, self.selector)
+        return self.selector
+
+    # -- checkpoints ------------------------------------------------------------------
+
+    def _state(self) -> dict:
+        def trainable(module):
+            return {
+                n: p.detach().cpu()
+                for n, p in module.named_parameters()
+                if p.requires_grad or "lora_" in n
+            }
+
+        state = {
+            "epochs_done": self.epochs_done,
+            "selector": self.selector.logits.detach().cpu(),
+            "selector_opt": self.selector_opt.state_dict(),
+            "upper_model": trainable(self.upper.module),
+            "upper_opt": self.upper.optimizer.state_dict(),
+            "rng": torch.get_rng_state(),
+        }
+        if self.lower is not None:
+            state["lower_opt"] = self.lower.optimizer.state_dict()
+            if self.lower.module is not self.upper.module:
+                state["lower_model"] = trainable(self.lower.module)
+        return state
+
+    def save_checkpoint(self, path: Path) -> None:
+        tmp = path.with_suffix(".tmp")
+        torch.save(self._state(), tmp)
+        tmp.replace(path)
+
+    def load_checkpoint(self, path: Path) -> None:
+        state = torch.load(path, weights_only=False)
+        self.epochs_done = state["epochs_done"]
+        with torch.no_grad():
+            self.selector.logits.copy_(state["selector"])
+        self.selector_opt.load_state_dict(state["selector_opt"])
+        self.upper.module.load_state_dict(state["upper_model"], strict=False)
+        self.upper.optimizer.load_state_dict(state["upper_opt"])
+        if self.lower is not None:
+            if "lower_model" in state:
+                self.lower.module.load_state_dict(state["lower_model"], strict=False)
+            self.lower.optimizer.load_state_dict(state["lower_opt"])
+        torch.set_rng_state(state["rng"])
+
+
+def _mean(x: torch.Tensor | None) -> float:
+    if x is None or x.numel() == 0:
+        return math.nan
+    return float(x.mean())
+
+
+def jsonl_logger(path: Path) -> Callable[[dict], None]:
+    def log(record: dict) -> None:
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write(
+                json.dumps(
+                    {
+                        k: (None if isinstance(v, float) and math.isnan(v) else v)
+                        for k, v in record.items()
+                    }
+                )
+                + "\n"
+            )
+
+    return log

@@ -1,0 +1,232 @@
+"""Configuration objects, kept apart from the code that uses them.
+
+A config is YAML plus `key=value` overrides with dotted keys (`selector.lr=0.5`). Unknown
+keys and ill-typed values are errors that name the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    pass
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Strict):
+    path: str | None = Field(None, description="local file: .json, .jsonl, .csv, .parquet (.gz ok)")
+    hub: str | None = Field(None, description="Hugging Face Hub data set name (instead of path)")
+    hub_config: str | None = Field(None, description="Hub data set configuration name")
+    split: str = Field("train", description="Hub split")
+    revision: str | None = Field(None, description="Hub revision (commit, tag or branch)")
+    format: Literal["auto", "alpaca", "messages", "prompt_completion", "hh"] = Field(
+        "auto", description="record format; auto detects it from the first record's fields"
+    )
+    fields: dict[str, str] = Field(
+        default_factory=dict,
+        description="map format fields to source columns, e.g. {input: context, output: response}",
+    )
+    limit: int | None = Field(None, ge=1, description="use only the first N records")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataConfig:
+        if self.path is not None and self.hub is not None:
+            raise ValueError("give either path or hub, not both")
+        return self
+
+
+class ModelConfig(_Strict):
+    name_or_path: str | None = Field(
+        None, description="Hub id, local folder, or a .gguf file of an aligned causal LM"
+    )
+    gguf_file: str | None = Field(None, description="GGUF file name inside name_or_path")
+    revision: str | None = Field(None, description="Hub revision")
+    dtype: Literal["float32", "bfloat16", "float16"] = Field(
+        "float32", description="dtype the weights are loaded in"
+    )
+    trust_remote_code: bool = Field(False, description="allow model code from the Hub")
+
+
+class LoraSettings(_Strict):
+    enabled: bool = Field(True, description="train LoRA adapters (false: full fine-tuning)")
+    r: int = Field(16, ge=1, description="LoRA rank (paper: 16)")
+    alpha: int = Field(16, ge=1, description="LoRA alpha (paper: 16)")
+    dropout: float = Field(0.0, ge=0, lt=1, description="LoRA dropout (paper: 0)")
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "v_proj"], description="modules to adapt (paper: q, v)"
+    )
+
+
+class TokenizeConfig(_Strict):
+    max_length: int = Field(512, ge=8, description="longest token sequence (paper: 2048)")
+    overflow: Literal["truncate", "drop"] = Field(
+        "truncate", description="over-long samples: cut the response, or drop the sample"
+    )
+    template: Literal["auto", "chat", "plain"] = Field(
+        "auto",
+        description="chat: the tokenizer's chat template; plain: 'Human: {prompt}\\nAssistant: '; "
+        "auto: chat when the tokenizer has one",
+    )
+
+
+class SelectorConfig(_Strict):
+    algorithm: Literal[1, 2] = Field(
+        1,
+        description="1: penalty method with an auxiliary lower-level adapter; 2: the "
+        "memory-efficient variant without it (the paper's default)",
+    )
+    activation: Literal["softmax", "sigmoid"] = Field(
+        "softmax", description="weights: N*softmax(logits) (mean 1) or 2*sigmoid(logits)"
+    )
+    optimizer: Literal["adam", "sgd"] = Field("sgd", description="optimiser of the logits")
+    lr: float = Field(1.0, gt=0, description="learning rate of the logits")
+    response_tokens: int | None = Field(
+        None,
+        ge=1,
+        description="per-sample loss over the first K response tokens only (null: all of them)",
+    )
+    epochs: int = Field(2, ge=1, description="passes over the fine-tuning data")
+    gamma_start: float = Field(0.0, ge=0, lt=1, description="penalty weight γ in the first epoch")
+    gamma_step: float = Field(0.05, ge=0, description="increase of γ per epoch")
+    gamma_max: float = Field(0.95, ge=0, lt=1, description="cap on γ")
+
+    def gamma(self, epoch: int) -> float:
+        return min(self.gamma_start + epoch * self.gamma_step, self.gamma_max)
+
+
+class TrainConfig(_Strict):
+    lr: float = Field(3e-4, gt=0, description="model learning rate (Adam, betas 0.9/0.95)")
+    batch_size: int = Field(8, ge=1, description="fine-tuning samples per step")
+    safe_batch_size: int | None = Field(
+        None, ge=1, description="safe samples per step (null: batch_size)"
+    )
+    micro_batch_size: int | None = Field(
+        None, ge=1, description="samples per forward pass; gradients accumulate (null: no split)"
+    )
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="auto: bf16 autocast where the hardware runs it fast"
+    )
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:1, ...")
+
+
+class SelectConfig(_Strict):
+    """Everything `seal select` needs."""
+
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig = Field(default_factory=DataConfig, description="the fine-tuning data")
+    safe: DataConfig = Field(default_factory=DataConfig, description="the trusted safe set")
+    lora: LoraSettings = Field(default_factory=LoraSettings)
+    tokenize: TokenizeConfig = Field(default_factory=TokenizeConfig)
+    selector: SelectorConfig = Field(default_factory=SelectorConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    p: float = Field(0.8, gt=0, le=1, description="fraction of samples kept (paper: 0.8)")
+    seed: int = Field(0, description="seed of every random choice")
+    output_dir: str = Field("runs/select", description="run folder for every output")
+
+    def check_ready(self) -> None:
+        missing = [
+            k
+            for k, v in (
+                ("model.name_or_path", self.model.name_or_path),
+                ("data", self.data.path or self.data.hub),
+                ("safe", self.safe.path or self.safe.hub),
+            )
+            if not v
+        ]
+        if missing:
+            raise ConfigError(
+                "missing required setting(s): "
+                + ", ".join(
+                    m if m.startswith("model") else f"{m}.path (or {m}.hub)" for m in missing
+                )
+            )
+
+
+# --------------------------------------------------------------------------- YAML + overrides
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def _set_dotted(tree: dict, key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = tree
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {key}: '{part}' is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _format_error(e: ValidationError, source: str) -> str:
+    lines = []
+    for err in e.errors():
+        key = ".".join(str(x) for x in err["loc"]) or "(top level)"
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        got = "" if err["type"] == "extra_forbidden" else f" (got {err.get('input')!r})"
+        lines.append(f"{source}: {key}: {msg}{got}")
+    return "; ".join(lines)
+
+
+def load_config(
+    cls: type[BaseModel], path: str | Path | None = None, overrides: Sequence[str] = ()
+) -> BaseModel:
+    tree: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        try:
+            with open(path, encoding="utf-8") as fh:
+                tree = yaml.safe_load(fh) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such config file") from None
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f":{mark.line + 1}" if mark else ""
+            raise ConfigError(f"{path}{where}: malformed YAML") from None
+        if not isinstance(tree, dict):
+            raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected key=value")
+        key, value = item.split("=", 1)
+        _set_dotted(tree, key.strip(), _parse_value(value))
+    try:
+        return cls.model_validate(tree)
+    except ValidationError as e:
+        raise ConfigError(
+            _format_error(e, source if not overrides else f"{source} + overrides")
+        ) from None
+
+
+def dump_config(config: BaseModel) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+def describe(cls: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, str, str]]:
+    """(dotted key, default, description) for every setting, for `--help`."""
+    for name, info in cls.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            yield from describe(annotation, f"{prefix}{name}.")
+            continue
+        default = info.get_default(call_default_factory=True)
+        yield (
+            f"{prefix}{name}",
+            yaml.safe_dump(default, default_flow_style=True).strip().removesuffix("\n..."),
+            info.description or "",
+        )

@@ -1,0 +1,528 @@
+"""Load fine-tuning and safe data, give every sample a stable ID, render and tokenize it.
+
+The flow is: rows (dicts from a file or the Hub, each with its location) → `Sample`s in
+one canonical conversational form → token ids with the loss on response tokens only.
+
+Every sample's ID is a hash of its normalised content, never its position: the reference
+code numbered samples after a tokenizer-dependent filter and then applied the selection
+to the unfiltered file, which kept the wrong rows (seal-method.md §5.2). Here a dropped
+sample is reported by ID and the rest keep theirs.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import json
+import re
+import unicodedata
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+Format = Literal["auto", "alpaca", "messages", "prompt_completion", "hh"]
+Template = Literal["auto", "chat", "plain"]
+Overflow = Literal["truncate", "drop"]
+
+# The canonical fields of each format; a `fields` mapping renames source columns onto them.
+FORMAT_FIELDS: dict[str, tuple[str, ...]] = {
+    "alpaca": ("instruction", "input", "output"),
+    "messages": ("messages",),
+    "prompt_completion": ("prompt", "completion"),
+    "hh": ("chosen",),
+}
+PLAIN_USER, PLAIN_ASSISTANT = "Human: ", "Assistant: "
+
+
+class DataError(ValueError):
+    """Bad input data. The message names the file, the line (or row) and the field."""
+
+
+@dataclass(frozen=True)
+class Location:
+    source: str
+    line: int  # 1-based line in a text file, or 1-based row in a table / Hub split
+    unit: str = "line"
+
+    def __str__(self) -> str:
+        return (
+            f"{self.source}:{self.line}"
+            if self.unit == "line"
+            else (f"{self.source} row {self.line}")
+        )
+
+
+@dataclass(frozen=True)
+class Row:
+    index: int  # 0-based position in the input
+    record: dict[str, Any]
+    where: Location
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One (prompt, response) pair; `prompt` is a list of chat messages ending with a user turn."""
+
+    sample_id: str
+    index: int
+    prompt: tuple[dict[str, str], ...]
+    response: str
+    record: dict[str, Any] = field(repr=False)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
+    return path.open(encoding="utf-8")
+
+
+def _base_suffix(path: Path) -> str:
+    suffixes = [s for s in path.suffixes if s != ".gz"]
+    return suffixes[-1].lower() if suffixes else ""
+
+
+def _iter_jsonl(path: Path) -> Iterator[Row]:
+    with _open_text(path) as fh:
+        index = 0
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{lineno}: malformed JSON ({e.msg})") from None
+            if not isinstance(record, dict):
+                raise DataError(
+                    f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}"
+                )
+            yield Row(index, record, Location(str(path), lineno))
+            index += 1
+
+
+def _iter_json_array(path: Path) -> Iterator[Row]:
+    """Decode a JSON array element by element so that every record knows its line."""
+    with _open_text(path) as fh:
+        text = fh.read()
+    decoder = json.JSONDecoder()
+    ws = re.compile(r"\s*")
+
+    def line_of(pos: int) -> int:
+        return text.count("\n", 0, pos) + 1
+
+    pos = ws.match(text, 0).end()
+    if pos >= len(text) or text[pos] != "[":
+        # A .json file holding JSON lines is common enough to accept.
+        if pos < len(text) and text[pos] == "{":
+            yield from _iter_jsonl(path)
+            return
+        raise DataError(f"{path}:{line_of(pos)}: expected a JSON array of objects")
+    pos = ws.match(text, pos + 1).end()
+    index = 0
+    if pos < len(text) and text[pos] == "]":
+        return
+    while True:
+        try:
+            record, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{e.lineno}: malformed JSON ({e.msg})") from None
+        if not isinstance(record, dict):
+            raise DataError(
+                f"{path}:{line_of(pos)}: expected a JSON object, got {type(record).__name__}"
+            )
+        yield Row(index, record, Location(str(path), line_of(pos)))
+        index += 1
+        pos = ws.match(text, end).end()
+        if pos < len(text) and text[pos] == ",":
+            pos = ws.match(text, pos + 1).end()
+            continue
+        if pos < len(text) and text[pos] == "]":
+            return
+        raise DataError(f"{path}:{line_of(pos)}: malformed JSON (expected ',' or ']')")
+
+
+def _iter_csv(path: Path) -> Iterator[Row]:
+    with _open_text(path) as fh:
+        reader = csv.DictReader(fh)
+        index = 0
+        start = 2  # the header is line 1
+        try:
+            for record in reader:
+                if None in record:
+                    raise DataError(f"{path}:{start}: more values than header columns")
+                yield Row(index, dict(record), Location(str(path), start))
+                index += 1
+                start = reader.line_num + 1
+        except csv.Error as e:
+            raise DataError(f"{path}:{reader.line_num}: malformed CSV ({e})") from None
+
+
+def _iter_parquet(path: Path) -> Iterator[Row]:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as e:  # pyarrow raises several unrelated types for a bad file
+        raise DataError(f"{path}: unreadable Parquet file ({e})") from None
+    for index, record in enumerate(table.to_pylist()):
+        yield Row(index, record, Location(str(path), index + 1, "row"))
+
+
+def _iter_hub(name: str, config: str | None, split: str, revision: str | None) -> Iterator[Row]:
+    import datasets
+
+    ds = datasets.load_dataset(name, config, split=split, revision=revision)
+    source = f"hub:{name}" + (f"/{config}" if config else "") + f"[{split}]"
+    for index, record in enumerate(ds):
+        yield Row(index, dict(record), Location(source, index + 1, "row"))
+
+
+def read_rows(
+    path: str | Path | None = None,
+    *,
+    hub: str | None = None,
+    hub_config: str | None = None,
+    split: str = "train",
+    revision: str | None = None,
+) -> list[Row]:
+    """Read raw records from a local file (JSON, JSONL, CSV, Parquet; `.gz` too) or the Hub."""
+    if (path is None) == (hub is None):
+        raise DataError("give exactly one of a local path or a Hub data set name")
+    if hub is not None:
+        return list(_iter_hub(hub, hub_config, split, revision))
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    readers = {
+        ".jsonl": _iter_jsonl,
+        ".json": _iter_json_array,
+        ".csv": _iter_csv,
+        ".parquet": _iter_parquet,
+    }
+    reader = readers.get(_base_suffix(path))
+    if reader is None:
+        raise DataError(
+            f"{path}: unknown file type (use .json, .jsonl, .csv or .parquet, .gz allowed)"
+        )
+    try:
+        return list(reader(path))
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text ({e.reason})") from None
+
+
+# --------------------------------------------------------------------------- formats
+
+
+def _field(row: Row, fields: dict[str, str], name: str, *, required: bool = True) -> Any:
+    source = fields.get(name, name)
+    value = row.record.get(source)
+    if value is None:
+        if required:
+            raise DataError(f"{row.where}: missing field '{source}'")
+        return ""
+    return value
+
+
+def _text(row: Row, fields: dict[str, str], name: str, *, required: bool = True) -> str:
+    value = _field(row, fields, name, required=required)
+    if not isinstance(value, str):
+        raise DataError(
+            f"{row.where}: field '{fields.get(name, name)}' must be a string, "
+            f"got {type(value).__name__}"
+        )
+    return value
+
+
+def _messages(row: Row, value: Any, source: str) -> list[dict[str, str]]:
+    if not isinstance(value, list) or not value:
+        raise DataError(f"{row.where}: field '{source}' must be a non-empty list of messages")
+    out = []
+    for i, m in enumerate(value):
+        if not isinstance(m, dict) or not isinstance(m.get("content"), str):
+            raise DataError(f"{row.where}: field '{source}[{i}]' needs a string 'content'")
+        if m.get("role") not in ("system", "user", "assistant"):
+            raise DataError(
+                f"{row.where}: field '{source}[{i}].role' must be system, user or assistant, "
+                f"got {m.get('role')!r}"
+            )
+        out.append({"role": m["role"], "content": m["content"]})
+    return out
+
+
+_HH_TURN = re.compile(r"\n\n(Human|Assistant):[ ]?")
+
+
+def parse_hh(transcript: str) -> list[dict[str, str]]:
+    """Split an Anthropic HH transcript ("\\n\\nHuman: … \\n\\nAssistant: …") into messages."""
+    if not transcript.startswith("\n\n"):
+        transcript = "\n\n" + transcript.lstrip("\n")
+    parts = _HH_TURN.split(transcript)
+    if parts[0].strip():
+        raise ValueError("text before the first 'Human:' turn")
+    roles = {"Human": "user", "Assistant": "assistant"}
+    return [
+        {"role": roles[parts[i]], "content": parts[i + 1].strip()} for i in range(1, len(parts), 2)
+    ]
+
+
+def _split_conversation(row: Row, messages: list[dict[str, str]], source: str):
+    if messages[-1]["role"] != "assistant":
+        raise DataError(f"{row.where}: field '{source}': the last turn must be the assistant's")
+    prompt, response = messages[:-1], messages[-1]["content"]
+    if not any(m["role"] == "user" for m in prompt):
+        raise DataError(f"{row.where}: field '{source}': no user turn before the response")
+    return prompt, response
+
+
+def detect_format(record: dict[str, Any]) -> str:
+    keys = set(record)
+    if "messages" in keys:
+        return "messages"
+    if {"prompt", "completion"} <= keys:
+        return "prompt_completion"
+    if {"instruction", "output"} <= keys:
+        return "alpaca"
+    if "chosen" in keys:
+        return "hh"
+    raise DataError(
+        f"cannot tell the data format from the fields {sorted(keys)}; set `format` "
+        f"(alpaca, messages, prompt_completion, hh) and a `fields` mapping"
+    )
+
+
+def to_prompt_response(row: Row, fmt: str, fields: dict[str, str]):
+    """Turn a raw row into (prompt messages, response) for the given format."""
+    if fmt == "alpaca":
+        instruction = _text(row, fields, "instruction")
+        extra = _text(row, fields, "input", required=False)
+        output = _text(row, fields, "output")
+        content = f"{instruction}\n\n{extra}" if extra.strip() else instruction
+        return [{"role": "user", "content": content}], output
+    if fmt == "messages":
+        source = fields.get("messages", "messages")
+        return _split_conversation(
+            row, _messages(row, _field(row, fields, "messages"), source), source
+        )
+    if fmt == "prompt_completion":
+        prompt, completion = _field(row, fields, "prompt"), _field(row, fields, "completion")
+        if isinstance(prompt, list):  # TRL's conversational prompt/completion
+            msgs = _messages(row, prompt, fields.get("prompt", "prompt"))
+            comp = _messages(row, completion, fields.get("completion", "completion"))
+            return _split_conversation(row, msgs + comp, fields.get("completion", "completion"))
+        return [{"role": "user", "content": _text(row, fields, "prompt")}], _text(
+            row, fields, "completion"
+        )
+    if fmt == "hh":
+        source = fields.get("chosen", "chosen")
+        try:
+            messages = parse_hh(_text(row, fields, "chosen"))
+        except ValueError as e:
+            raise DataError(f"{row.where}: field '{source}': not an HH transcript ({e})") from None
+        if not messages:
+            raise DataError(f"{row.where}: field '{source}': no 'Human:' turn")
+        return _split_conversation(row, messages, source)
+    raise DataError(f"unknown format {fmt!r}; use one of {sorted(FORMAT_FIELDS)}")
+
+
+def _normalise(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFC", text).split())
+
+
+def sample_id(prompt: Sequence[dict[str, str]], response: str) -> str:
+    """A hash of the normalised content: stable under reordering, filtering and re-tokenizing."""
+    canonical = json.dumps(
+        [[m["role"], _normalise(m["content"])] for m in prompt]
+        + [["assistant", _normalise(response)]],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:20]
+
+
+@dataclass
+class Dropped:
+    sample_id: str
+    index: int
+    reason: str
+
+
+@dataclass
+class LoadedData:
+    samples: list[Sample]
+    dropped: list[Dropped]
+    source: str
+
+
+def load_samples(
+    path: str | Path | None = None,
+    *,
+    format: Format = "auto",
+    fields: dict[str, str] | None = None,
+    hub: str | None = None,
+    hub_config: str | None = None,
+    split: str = "train",
+    revision: str | None = None,
+    limit: int | None = None,
+) -> LoadedData:
+    """Load a data set as `Sample`s.
+
+    Rows with an empty response and exact duplicates (same ID) are dropped and reported;
+    a missing or ill-typed field is an error naming the file, line and field.
+    """
+    fields = dict(fields or {})
+    rows = read_rows(path, hub=hub, hub_config=hub_config, split=split, revision=revision)
+    source = str(path) if path is not None else f"hub:{hub}"
+    if not rows:
+        raise DataError(f"{source}: no records")
+    if limit is not None:
+        rows = rows[:limit]
+    fmt = format
+    if fmt == "auto":
+        if fields:
+            raise DataError(f"{source}: a `fields` mapping needs an explicit `format`")
+        try:
+            fmt = detect_format(rows[0].record)
+        except DataError as e:
+            raise DataError(f"{rows[0].where}: {e}") from None
+    samples: list[Sample] = []
+    dropped: list[Dropped] = []
+    seen: set[str] = set()
+    for row in rows:
+        prompt, response = to_prompt_response(row, fmt, fields)
+        sid = sample_id(prompt, response)
+        if not response.strip():
+            dropped.append(Dropped(sid, row.index, "empty_response"))
+            continue
+        if sid in seen:
+            dropped.append(Dropped(sid, row.index, "duplicate"))
+            continue
+        seen.add(sid)
+        samples.append(Sample(sid, row.index, tuple(prompt), response, row.record))
+    return LoadedData(samples, dropped, source)
+
+
+# --------------------------------------------------------------------------- tokenizing
+
+
+def has_chat_template(tokenizer) -> bool:
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
+def uses_chat(tokenizer, template: Template) -> bool:
+    if template == "chat" and not has_chat_template(tokenizer):
+        raise DataError("template 'chat' asked for, but the tokenizer has no chat template")
+    return template == "chat" or (template == "auto" and has_chat_template(tokenizer))
+
+
+def render(sample: Sample, tokenizer, template: Template = "auto") -> tuple[str, str]:
+    """Return (prompt text, response text) whose concatenation is the training string.
+
+    With a chat template the prompt ends with the generation prompt (e.g.
+    "<|im_start|>assistant\\n") and the response carries the template's end-of-turn
+    marker. The plain template is the paper's "Human: {prompt}\\nAssistant: ".
+    """
+    if uses_chat(tokenizer, template):
+        messages = list(sample.prompt)
+        prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        full = tokenizer.apply_chat_template(
+            messages + [{"role": "assistant", "content": sample.response}], tokenize=False
+        )
+        if not full.startswith(prompt):
+            raise DataError(
+                "the tokenizer's chat template does not render the prompt as a prefix of the "
+                "conversation, so response tokens cannot be masked; use template: plain"
+            )
+        return prompt, full[len(prompt) :]
+    parts = []
+    for m in sample.prompt:
+        if m["role"] == "system":
+            parts.append(m["content"] + "\n")
+        elif m["role"] == "user":
+            parts.append(f"{PLAIN_USER}{m['content']}\n")
+        else:
+            parts.append(f"{PLAIN_ASSISTANT}{m['content']}\n")
+    eos = tokenizer.eos_token or ""
+    return "".join(parts) + PLAIN_ASSISTANT, sample.response + eos
+
+
+@dataclass
+class Encoded:
+    """Token ids of the kept samples; `labels` is -100 on prompt tokens."""
+
+    samples: list[Sample]
+    input_ids: list[list[int]]
+    labels: list[list[int]]
+    dropped: list[Dropped]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+
+def encode(
+    samples: Sequence[Sample],
+    tokenizer,
+    *,
+    max_length: int = 512,
+    overflow: Overflow = "truncate",
+    template: Template = "auto",
+    response_tokens: int | None = None,
+) -> Encoded:
+    """Tokenize samples with the loss on response tokens only.
+
+    `response_tokens` keeps only the first K response tokens (the rest cannot change the
+    loss, so they are not computed at all). A sample that keeps no response token inside
+    `max_length` is dropped and reported: a mean over zero tokens is no loss at all, and
+    scoring it 0 would rank it best.
+    """
+    out = Encoded([], [], [], [])
+    # A chat template writes its own BOS text; the plain template relies on the tokenizer's.
+    add_special = not uses_chat(tokenizer, template)
+    for s in samples:
+        prompt, response = render(s, tokenizer, template)
+        p_ids = tokenizer(prompt, add_special_tokens=add_special)["input_ids"]
+        r_ids = tokenizer(response, add_special_tokens=False)["input_ids"]
+        if response_tokens is not None:
+            r_ids = r_ids[:response_tokens]
+        if not r_ids:
+            out.dropped.append(Dropped(s.sample_id, s.index, "empty_response"))
+            continue
+        if len(p_ids) + len(r_ids) > max_length:
+            if overflow == "drop":
+                out.dropped.append(Dropped(s.sample_id, s.index, "too_long"))
+                continue
+            if len(p_ids) >= max_length:
+                out.dropped.append(Dropped(s.sample_id, s.index, "prompt_too_long"))
+                continue
+            r_ids = r_ids[: max_length - len(p_ids)]
+        out.samples.append(s)
+        out.input_ids.append(list(p_ids) + list(r_ids))
+        out.labels.append([-100] * len(p_ids) + list(r_ids))
+    return out
+
+
+def pad_id(tokenizer) -> int:
+    if tokenizer.pad_token_id is not None:
+        return tokenizer.pad_token_id
+    if tokenizer.eos_token_id is not None:
+        return tokenizer.eos_token_id
+    return 0
+
+
+def collate(input_ids: Sequence[list[int]], labels: Sequence[list[int]], pad: int):
+    """Right-pad a batch; returns input_ids, attention_mask and labels tensors."""
+    width = max(len(x) for x in input_ids)
+    ids = torch.full((len(input_ids), width), pad, dtype=torch.long)
+    lab = torch.full((len(input_ids), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(input_ids), width), dtype=torch.long)
+    for i, (x, y) in enumerate(zip(input_ids, labels, strict=True)):
+        ids[i, : len(x)] = torch.tensor(x)
+        lab[i, : len(y)] = torch.tensor(y)
+        mask[i, : len(x)] = 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": lab}

@@ -1,0 +1,117 @@
+"""Load a causal LM and its tokenizer, attach LoRA adapters, pick device and precision."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import torch
+
+
+def load_model_and_tokenizer(
+    name_or_path: str,
+    *,
+    gguf_file: str | None = None,
+    revision: str | None = None,
+    dtype: str = "float32",
+    trust_remote_code: bool = False,
+):
+    """Load from a Hub id, a local folder, or a GGUF file (a path ending in .gguf, or a
+    folder plus `gguf_file`).
+
+    A GGUF load comes back de-quantised but still flagged as quantised, which makes
+    transformers refuse to train or save it; the weights are copied into a plain model
+    built from the same config so that it trains and saves like any other.
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(name_or_path)
+    if path.suffix == ".gguf" and gguf_file is None:
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such GGUF file")
+        name_or_path, gguf_file = str(path.parent), path.name
+    elif not path.exists() and (
+        path.is_absolute() or name_or_path.startswith((".", "~")) or name_or_path.count("/") > 1
+    ):
+        raise FileNotFoundError(f"{name_or_path}: no such model folder (and not a Hub id)")
+    kwargs = {"revision": revision, "trust_remote_code": trust_remote_code}
+    if gguf_file:
+        kwargs["gguf_file"] = gguf_file
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path, **kwargs)
+    torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[
+        dtype
+    ]
+    model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=torch_dtype, **kwargs)
+    if gguf_file:
+        config = model.config
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        plain = AutoModelForCausalLM.from_config(
+            AutoConfig.for_model(**config.to_dict()), dtype=torch_dtype
+        )
+        plain.load_state_dict(model.state_dict())
+        model = plain
+    if tokenizer.pad_token_id is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def device_for(requested: str = "auto") -> torch.device:
+    if requested != "auto":
+        return torch.device(requested)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def bf16_supported(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return (
+            bool(
+                getattr(torch.backends.cpu, "get_cpu_capability", lambda: "")() in ("AVX512", "AMX")
+            )
+            and torch.cpu._is_avx512_bf16_supported()
+        )
+    return False
+
+
+def autocast(device: torch.device, precision: str):
+    """bf16 autocast when asked for ("bf16") or when the hardware does it fast ("auto")."""
+    use = precision == "bf16" or (precision == "auto" and bf16_supported(device))
+    if not use:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def add_lora(
+    model,
+    *,
+    r: int,
+    alpha: int,
+    dropout: float,
+    target_modules: list[str],
+    adapter_names: tuple[str, ...] = ("default",),
+):
+    """Wrap `model` with one LoRA adapter per name over the same frozen base weights."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules=list(target_modules),
+        task_type="CAUSAL_LM",
+    )
+    peft_model = get_peft_model(model, config, adapter_name=adapter_names[0])
+    for name in adapter_names[1:]:
+        peft_model.add_adapter(name, config)
+    peft_model.set_adapter(adapter_names[0])
+    return peft_model
+
+
+def adapter_parameters(model, adapter: str) -> list[torch.nn.Parameter]:
+    """The LoRA parameters that belong to one adapter (named `...lora_A.<adapter>.weight`)."""
+    params = [p for n, p in model.named_parameters() if f".{adapter}." in n and "lora_" in n]
+    if not params:
+        raise ValueError(f"no LoRA parameters for adapter {adapter!r}")
+    return params

@@ -1,0 +1,213 @@
+"""`seal select`: load → tokenize → train the selector → rank → write the run folder.
+
+Everything that can fail on bad input (config, data, model) fails before the run folder
+is touched; every file in it is written atomically, and a run killed mid-way resumes from
+its last finished epoch when started again with the same config.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from .bilevel import BilevelTrainer, jsonl_logger
+from .config import ConfigError, DataConfig, SelectConfig, dump_config
+from .data import Dropped, Encoded, LoadedData, encode, load_samples, pad_id
+from .modeling import add_lora, device_for, load_model_and_tokenizer
+from .selector import Selector, n_keep, ranking
+
+SCORES_SCHEMA = pa.schema(
+    [
+        ("sample_id", pa.string()),
+        ("index", pa.int64()),
+        ("logit", pa.float64()),
+        ("weight", pa.float64()),
+        ("rank", pa.int64()),
+        ("selected", pa.bool_()),
+    ]
+)
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+    tmp.replace(path)
+
+
+def load_data(cfg: DataConfig) -> LoadedData:
+    return load_samples(
+        cfg.path,
+        format=cfg.format,
+        fields=cfg.fields,
+        hub=cfg.hub,
+        hub_config=cfg.hub_config,
+        split=cfg.split,
+        revision=cfg.revision,
+        limit=cfg.limit,
+    )
+
+
+def scores_table(selector: Selector, data: Encoded, p: float) -> pa.Table:
+    logits = selector.logits.detach().double()
+    ranks = ranking(logits)
+    keep = n_keep(len(selector), p)
+    return pa.Table.from_pydict(
+        {
+            "sample_id": selector.sample_ids,
+            "index": [s.index for s in data.samples],
+            "logit": logits.tolist(),
+            "weight": selector.weights().detach().double().tolist(),
+            "rank": ranks.tolist(),
+            "selected": (ranks <= keep).tolist(),
+        },
+        schema=SCORES_SCHEMA,
+    )
+
+
+def _jsonl(records) -> str:
+    return "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records)
+
+
+@dataclass
+class SelectResult:
+    run_dir: Path
+    scores: pa.Table
+    dropped: list[Dropped]
+    resumed_from_epoch: int = 0
+
+
+def _prepare_run_dir(run_dir: Path, config_text: str, overwrite: bool) -> int:
+    """Create or reuse the run folder; returns the epoch to resume from (-1: nothing to do)."""
+    saved = run_dir / "config.yaml"
+    if saved.exists() and not overwrite:
+        if saved.read_text(encoding="utf-8") != config_text:
+            raise ConfigError(
+                f"{run_dir} holds a run with a different config; choose another output_dir "
+                f"or pass --overwrite"
+            )
+        if (run_dir / "scores.parquet").exists():
+            return -1
+        return 1 if (run_dir / "checkpoint.pt").exists() else 0
+    if overwrite and run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write(saved, config_text)
+    return 0
+
+
+def run_select(
+    cfg: SelectConfig, *, overwrite: bool = False, progress: bool = True, model=None, tokenizer=None
+) -> SelectResult:
+    """Run `seal select`. `model`/`tokenizer` may be passed in to skip loading them."""
+    cfg.check_ready()
+    torch.manual_seed(cfg.seed)
+    finetune = load_data(cfg.data)
+    safe = load_data(cfg.safe)
+    if model is None:
+        model, tokenizer = load_model_and_tokenizer(
+            cfg.model.name_or_path,
+            gguf_file=cfg.model.gguf_file,
+            revision=cfg.model.revision,
+            dtype=cfg.model.dtype,
+            trust_remote_code=cfg.model.trust_remote_code,
+        )
+    k = cfg.selector.response_tokens
+    tok = cfg.tokenize
+    ft = encode(
+        finetune.samples,
+        tokenizer,
+        max_length=tok.max_length,
+        overflow=tok.overflow,
+        template=tok.template,
+        response_tokens=k,
+    )
+    sf = encode(
+        safe.samples,
+        tokenizer,
+        max_length=tok.max_length,
+        overflow=tok.overflow,
+        template=tok.template,
+        response_tokens=k,
+    )
+    if len(ft) == 0:
+        raise ConfigError(f"{finetune.source}: no fine-tuning sample left after tokenization")
+    if len(sf) == 0:
+        raise ConfigError(f"{safe.source}: no safe sample left after tokenization")
+    dropped = finetune.dropped + ft.dropped
+
+    run_dir = Path(cfg.output_dir)
+    config_text = dump_config(cfg)
+    resume = _prepare_run_dir(run_dir, config_text, overwrite)
+    if resume < 0:
+        scores = pq.read_table(run_dir / "scores.parquet")
+        return SelectResult(run_dir, scores, dropped)
+
+    device = device_for(cfg.train.device)
+    model.to(device)
+    if cfg.lora.enabled:
+        adapters = ("upper", "lower") if cfg.selector.algorithm == 1 else ("upper",)
+        model = add_lora(
+            model,
+            r=cfg.lora.r,
+            alpha=cfg.lora.alpha,
+            dropout=cfg.lora.dropout,
+            target_modules=cfg.lora.target_modules,
+            adapter_names=adapters,
+        )
+    trainer = BilevelTrainer(
+        model,
+        ft,
+        sf,
+        selector_cfg=cfg.selector,
+        train_cfg=cfg.train,
+        pad=pad_id(tokenizer),
+        seed=cfg.seed,
+        lora=cfg.lora.enabled,
+        device=device,
+        run_dir=run_dir,
+        progress=progress,
+    )
+    metrics = run_dir / "metrics.jsonl"
+    if resume and (run_dir / "checkpoint.pt").exists():
+        trainer.load_checkpoint(run_dir / "checkpoint.pt")
+        lines = (
+            metrics.read_text(encoding="utf-8").splitlines(keepends=True)
+            if metrics.exists()
+            else []
+        )
+        atomic_write(
+            metrics,
+            "".join(line for line in lines if json.loads(line)["epoch"] < trainer.epochs_done),
+        )
+    else:
+        atomic_write(metrics, "")
+    atomic_write(
+        run_dir / "dropped.jsonl",
+        _jsonl({"sample_id": d.sample_id, "index": d.index, "reason": d.reason} for d in dropped),
+    )
+    resumed_from = trainer.epochs_done
+    selector = trainer.train(log=jsonl_logger(metrics))
+
+    selector.save(
+        run_dir / "selector.safetensors",
+        extra={"p": str(cfg.p), "algorithm": str(cfg.selector.algorithm)},
+    )
+    scores = scores_table(selector, ft, cfg.p)
+    selected = [
+        s.record
+        for s, keep in zip(ft.samples, scores.column("selected").to_pylist(), strict=True)
+        if keep
+    ]
+    atomic_write(run_dir / "selected.jsonl", _jsonl(selected))
+    sink = pa.BufferOutputStream()
+    pq.write_table(scores, sink)
+    # scores.parquet is written last: its presence marks a finished run.
+    atomic_write(run_dir / "scores.parquet", sink.getvalue().to_pybytes())
+    (run_dir / "checkpoint.pt").unlink(missing_ok=True)
+    return SelectResult(run_dir, scores, dropped, resumed_from)

@@ -1,0 +1,91 @@
+"""The data selector: one logit per fine-tuning sample, turned into weights.
+
+Weights are N·softmax(ω) by default, as in the reference code, so that they average 1
+and the penalty constant γ keeps the scale the paper tuned it at; 2·sigmoid(ω) is the
+alternative (each weight in (0, 2), independent of the others, 1 at ω = 0).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import torch
+from safetensors.torch import load_file, save_file
+
+Activation = Literal["softmax", "sigmoid"]
+SelectorOptimizer = Literal["adam", "sgd"]
+
+
+class Selector(torch.nn.Module):
+    def __init__(self, sample_ids: Sequence[str], activation: Activation = "softmax"):
+        super().__init__()
+        if len(set(sample_ids)) != len(sample_ids):
+            raise ValueError("sample IDs must be unique")
+        self.sample_ids = list(sample_ids)
+        self.activation = activation
+        self.logits = torch.nn.Parameter(torch.zeros(len(sample_ids)))
+
+    def __len__(self) -> int:
+        return len(self.sample_ids)
+
+    def weights(self) -> torch.Tensor:
+        if self.activation == "softmax":
+            return len(self) * torch.softmax(self.logits, dim=0)
+        if self.activation == "sigmoid":
+            return 2 * torch.sigmoid(self.logits)
+        raise ValueError(f"unknown activation {self.activation!r}")
+
+    def objective(self, batch: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """(1/|B|) Σ_{i∈B} w_i(ω) · values_i: its ω-gradient is the selector's update direction.
+
+        `values` are the per-sample loss (Algorithm 2) or the loss gap between the upper
+        and the auxiliary lower-level model (Algorithm 1), detached from the model.
+        """
+        return (self.weights()[batch] * values.detach()).mean()
+
+    def save(self, path: str | Path, extra: dict[str, str] | None = None) -> None:
+        meta = {"activation": self.activation, "sample_ids": json.dumps(self.sample_ids)}
+        meta.update(extra or {})
+        tmp = Path(str(path) + ".tmp")
+        save_file({"logits": self.logits.detach().cpu().contiguous()}, str(tmp), metadata=meta)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Selector:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata()
+        sel = cls(json.loads(meta["sample_ids"]), meta["activation"])
+        with torch.no_grad():
+            sel.logits.copy_(load_file(str(path))["logits"])
+        return sel
+
+
+def make_optimizer(selector: Selector, kind: SelectorOptimizer, lr: float) -> torch.optim.Optimizer:
+    if kind == "adam":
+        # The paper's setting for both model and selector.
+        return torch.optim.Adam(selector.parameters(), lr=lr, betas=(0.9, 0.95))
+    if kind == "sgd":
+        return torch.optim.SGD(selector.parameters(), lr=lr)
+    raise ValueError(f"unknown selector optimizer {kind!r}")
+
+
+def ranking(logits: torch.Tensor) -> torch.Tensor:
+    """Rank 1 = most wanted (largest logit); ties go to the earlier sample, deterministically."""
+    order = sorted(range(len(logits)), key=lambda i: (-float(logits[i]), i))
+    ranks = torch.empty(len(logits), dtype=torch.long)
+    for r, i in enumerate(order, start=1):
+        ranks[i] = r
+    return ranks
+
+
+def n_keep(n: int, p: float) -> int:
+    """How many of n samples the top-p selection keeps (round half up, at least one)."""
+    if not 0 < p <= 1:
+        raise ValueError(f"p must be in (0, 1], got {p}")
+    return max(1, min(n, math.floor(n * p + 0.5)))
