@@ -46,7 +46,8 @@ def _select_parser(sub) -> argparse.ArgumentParser:
         p.add_argument(flag, dest=key, metavar="VALUE", help=f"{text} (= {key})")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="any setting below")
+    # key=value overrides are collected by main() wherever they stand among the flags.
+    p.usage = "seal select [--config FILE] [flags] [key=value ...]"
     return p
 
 
@@ -78,7 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    stray = [x for x in extra if x.startswith("-") or "=" not in x or args.command != "select"]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    args.overrides = extra
     try:
         if args.command == "select":
             return _select(args)

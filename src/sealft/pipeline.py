@@ -54,10 +54,11 @@ def load_data(cfg: DataConfig) -> LoadedData:
 
 
 def scores_table(selector: Selector, data: Encoded, p: float) -> pa.Table:
+    """One row per scored sample, in input order."""
     logits = selector.logits.detach().double()
     ranks = ranking(logits)
     keep = n_keep(len(selector), p)
-    return pa.Table.from_pydict(
+    table = pa.Table.from_pydict(
         {
             "sample_id": selector.sample_ids,
             "index": [s.index for s in data.samples],
@@ -68,6 +69,7 @@ def scores_table(selector: Selector, data: Encoded, p: float) -> pa.Table:
         },
         schema=SCORES_SCHEMA,
     )
+    return table.sort_by("index")
 
 
 def _jsonl(records) -> str:
@@ -119,6 +121,10 @@ def run_select(
         )
     k = cfg.selector.response_tokens
     tok = cfg.tokenize
+    # Training sees the samples in ID order, so batches (and so every score) depend on the
+    # content of the data set, never on the order of its rows.
+    finetune.samples.sort(key=lambda s: s.sample_id)
+    safe.samples.sort(key=lambda s: s.sample_id)
     ft = encode(
         finetune.samples,
         tokenizer,
@@ -199,10 +205,17 @@ def run_select(
         extra={"p": str(cfg.p), "algorithm": str(cfg.selector.algorithm)},
     )
     scores = scores_table(selector, ft, cfg.p)
-    selected = [
-        s.record
-        for s, keep in zip(ft.samples, scores.column("selected").to_pylist(), strict=True)
+    chosen = {
+        sid
+        for sid, keep in zip(
+            scores.column("sample_id").to_pylist(),
+            scores.column("selected").to_pylist(),
+            strict=True,
+        )
         if keep
+    }
+    selected = [
+        s.record for s in sorted(ft.samples, key=lambda s: s.index) if s.sample_id in chosen
     ]
     atomic_write(run_dir / "selected.jsonl", _jsonl(selected))
     sink = pa.BufferOutputStream()
