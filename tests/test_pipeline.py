@@ -278,3 +278,14 @@ def test_run_select_accepts_a_loaded_model(tmp_path, tiny_model_dir, files):
     )
     assert result.scores.num_rows == 16
     assert torch.isfinite(torch.tensor(result.scores.column("logit").to_pylist())).all()
+
+
+def test_shipped_configs_validate():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    paper = load_config(SelectConfig, root / "paper.yaml")
+    assert (paper.selector.algorithm, paper.selector.optimizer, paper.selector.lr) == (2, "adam",
+                                                                                       5e-3)
+    assert [paper.selector.gamma(e) for e in range(3)] == pytest.approx([0, 0.03, 0.06])
+    load_config(SelectConfig, root / "select.yaml")
