@@ -285,7 +285,25 @@ def test_shipped_configs_validate():
 
     root = Path(__file__).resolve().parents[1] / "configs"
     paper = load_config(SelectConfig, root / "paper.yaml")
-    assert (paper.selector.algorithm, paper.selector.optimizer, paper.selector.lr) == (2, "adam",
-                                                                                       5e-3)
+    assert (paper.selector.algorithm, paper.selector.optimizer, paper.selector.lr) == (
+        2,
+        "adam",
+        5e-3,
+    )
     assert [paper.selector.gamma(e) for e in range(3)] == pytest.approx([0, 0.03, 0.06])
     load_config(SelectConfig, root / "select.yaml")
+
+
+@pytest.mark.parametrize("algorithm", ["1", "2"])
+def test_full_fine_tuning_without_lora(tmp_path, tiny_model_dir, files, algorithm):
+    assert (
+        _cli(
+            tmp_path,
+            tiny_model_dir,
+            *files,
+            extra=["lora.enabled=false", "--algorithm", algorithm, "selector.epochs=1"],
+        )
+        == 0
+    )
+    logits = pq.read_table(tmp_path / "run" / "scores.parquet").column("logit").to_pylist()
+    assert len(set(logits)) > 1

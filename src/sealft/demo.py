@@ -25,7 +25,7 @@ from .pipeline import atomic_write, run_select
 from .tiny import tiny_pair
 from .world import COMPLIANCE, World, all_texts, check_answer, is_refusal_text, make_world
 
-ALIGN_EPOCHS, ALIGN_LR, ALIGN_BATCH = 6, 3e-3, 16
+ALIGN_EPOCHS, ALIGN_LR, ALIGN_BATCH = 12, 1e-3, 16
 MODEL = {"hidden_size": 64, "num_layers": 2, "num_heads": 4}
 
 
