@@ -153,6 +153,9 @@ def test_finished_run_is_reused_and_a_changed_config_refused(
     assert (tmp_path / "run" / "scores.parquet").stat().st_mtime_ns == stamp
     assert _cli(tmp_path, tiny_model_dir, *files, extra=["seed=3"]) == 2
     assert "different config" in capsys.readouterr().err
+    write_jsonl(files[0], alpaca_rows(15))
+    assert _cli(tmp_path, tiny_model_dir, *files) == 2
+    assert "different data" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

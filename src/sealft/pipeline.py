@@ -7,6 +7,7 @@ its last finished epoch when started again with the same config.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from dataclasses import dataclass
@@ -84,14 +85,29 @@ class SelectResult:
     resumed_from_epoch: int = 0
 
 
-def _prepare_run_dir(run_dir: Path, config_text: str, overwrite: bool) -> int:
+def inputs_fingerprint(finetune: Encoded, safe: Encoded) -> str:
+    """A hash of exactly which samples go in, so a run is never reused for other data."""
+    digest = hashlib.sha256()
+    for data in (finetune, safe):
+        for s in data.samples:
+            digest.update(s.sample_id.encode())
+        digest.update(b"|")
+    return digest.hexdigest()
+
+
+def _prepare_run_dir(run_dir: Path, config_text: str, fingerprint: str, overwrite: bool) -> int:
     """Create or reuse the run folder; returns the epoch to resume from (-1: nothing to do)."""
-    saved = run_dir / "config.yaml"
+    saved, inputs = run_dir / "config.yaml", run_dir / "inputs.sha256"
     if saved.exists() and not overwrite:
         if saved.read_text(encoding="utf-8") != config_text:
             raise ConfigError(
                 f"{run_dir} holds a run with a different config; choose another output_dir "
                 f"or pass --overwrite"
+            )
+        if not inputs.exists() or inputs.read_text(encoding="utf-8") != fingerprint:
+            raise ConfigError(
+                f"{run_dir} holds a run on different data (same config, other samples); "
+                f"choose another output_dir or pass --overwrite"
             )
         if (run_dir / "scores.parquet").exists():
             return -1
@@ -99,6 +115,7 @@ def _prepare_run_dir(run_dir: Path, config_text: str, overwrite: bool) -> int:
     if overwrite and run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write(inputs, fingerprint)
     atomic_write(saved, config_text)
     return 0
 
@@ -149,7 +166,7 @@ def run_select(
 
     run_dir = Path(cfg.output_dir)
     config_text = dump_config(cfg)
-    resume = _prepare_run_dir(run_dir, config_text, overwrite)
+    resume = _prepare_run_dir(run_dir, config_text, inputs_fingerprint(ft, sf), overwrite)
     if resume < 0:
         scores = pq.read_table(run_dir / "scores.parquet")
         return SelectResult(run_dir, scores, dropped)
