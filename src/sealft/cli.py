@@ -35,9 +35,13 @@ def _select_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "select",
         help="train the SEAL selector and rank the fine-tuning data",
-        description="Rank every fine-tuning sample by a learned weight and keep the top p. "
-        "Writes scores.parquet, selected.jsonl, selector.safetensors, config.yaml, "
-        "metrics.jsonl and dropped.jsonl into the run folder; a stopped run resumes.",
+        description=textwrap.fill(
+            "Rank every fine-tuning sample by a learned weight and keep the top p. Writes "
+            "scores.parquet, selected.jsonl, selector.safetensors, config.yaml, metrics.jsonl "
+            "and dropped.jsonl into the run folder; a stopped run resumes when started again "
+            "with the same config.",
+            80,
+        ),
         epilog=_settings_help(SelectConfig),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
