@@ -59,6 +59,19 @@ VARIANTS: dict[str, dict] = {
         algorithm=1, optimizer="adam", lr=5e-3, gamma_step=0.05, response_tokens=4
     ),
     "alg1-sgd-k1": dict(algorithm=1, optimizer="sgd", lr=1.0, gamma_step=0.05, response_tokens=1),
+    "alg2-sgd-k1": dict(algorithm=2, optimizer="sgd", lr=1.0, gamma_step=0.05, response_tokens=1),
+    "alg1-adam-k1": dict(
+        algorithm=1, optimizer="adam", lr=5e-3, gamma_step=0.05, response_tokens=1
+    ),
+    "alg2-adam-k1": dict(
+        algorithm=2, optimizer="adam", lr=5e-3, gamma_step=0.05, response_tokens=1
+    ),
+    "alg1-sgd-k1-e3": dict(
+        algorithm=1, optimizer="sgd", lr=1.0, gamma_step=0.05, response_tokens=1, epochs=3
+    ),
+    "alg2-sgd-k1-e3": dict(
+        algorithm=2, optimizer="sgd", lr=1.0, gamma_step=0.05, response_tokens=1, epochs=3
+    ),
     "alg1-sgd-k4-e3": dict(
         algorithm=1, optimizer="sgd", lr=1.0, gamma_step=0.05, response_tokens=4, epochs=3
     ),
