@@ -27,6 +27,27 @@ def test_gradient_matches_closed_form(activation):
     torch.testing.assert_close(sel.logits.grad, want)
 
 
+@pytest.mark.parametrize("activation", ["softmax", "sigmoid"])
+def test_batch_baseline_gradient(activation):
+    torch.manual_seed(1)
+    n = 10
+    sel = Selector([str(i) for i in range(n)], activation)
+    with torch.no_grad():
+        sel.logits.normal_()
+    batch = torch.tensor([0, 3, 5, 9])
+    d = torch.tensor([1.0, 3.0, -2.0, 0.5])
+    sel.objective(batch, d, baseline="batch").backward()
+    w = sel.weights().detach()[batch]
+    centred = d - (w * d).sum() / w.sum()
+    if activation == "softmax":
+        dw = w  # ∂(N s_k)/∂ω_k = w_k (1 − s_k); the −s_k part cancels against the centring
+    else:
+        s = torch.sigmoid(sel.logits.detach()[batch])
+        dw = 2 * s * (1 - s)
+    want = torch.zeros(n).index_put_((batch,), dw * centred / len(batch))
+    torch.testing.assert_close(sel.logits.grad, want)
+
+
 def test_weights_average_one_for_softmax():
     sel = Selector(["a", "b", "c"])
     with torch.no_grad():
@@ -34,13 +55,24 @@ def test_weights_average_one_for_softmax():
     assert float(sel.weights().detach().mean()) == pytest.approx(1.0)
 
 
-def _train_fixed_losses(losses, optimizer, lr, activation, epochs=3, batch=8):
+def _train_fixed_losses(
+    losses, optimizer, lr, activation, epochs=3, batch=8, common=0.0, baseline="none"
+):
+    """Selector updates on per-sample values (common + losses_i) * g(t), g growing 0 → 1.
+
+    This is how real values behave: a large loss level shared by every sample, scaled up
+    as training moves the models apart, with the per-sample differences on top.
+    """
     sel = Selector([str(i) for i in range(len(losses))], activation)
     opt = make_optimizer(sel, optimizer, lr)
+    steps = epochs * -(-len(losses) // batch)
+    t = 0
     for epoch in range(epochs):
         for idx in fine_tune_batches(len(losses), batch, seed=0, epoch=epoch):
+            t += 1
+            values = losses[idx] if common == 0 else (common + losses[idx]) * t / steps
             opt.zero_grad()
-            sel.objective(idx, losses[idx]).backward()
+            sel.objective(idx, values, baseline).backward()
             opt.step()
     return sel.logits.detach()
 
@@ -51,6 +83,19 @@ def test_sgd_ranking_follows_fixed_losses(activation):
     losses = torch.rand(64, generator=torch.Generator().manual_seed(3)) * 2
     logits = _train_fixed_losses(losses, "sgd", 0.05, activation)
     assert torch.equal(ranking(logits), ranking(-losses))
+
+
+def test_batch_baseline_removes_a_shared_trend():
+    """A shared, growing loss level makes the plain estimate rank by visit time; centring
+    each batch restores the ranking by loss."""
+    losses = torch.rand(400, generator=torch.Generator().manual_seed(3)) * 0.5
+    plain = _train_fixed_losses(losses, "sgd", 1.0, "softmax", epochs=2, common=2.0)
+    centred = _train_fixed_losses(
+        losses, "sgd", 1.0, "softmax", epochs=2, common=2.0, baseline="batch"
+    )
+    rho_plain = spearmanr(plain.numpy(), (-losses).numpy()).statistic
+    rho_centred = spearmanr(centred.numpy(), (-losses).numpy()).statistic
+    assert rho_plain < 0.6 and rho_centred > 0.9
 
 
 def test_adam_mixes_visit_order_into_the_ranking():

@@ -231,7 +231,7 @@ class BilevelTrainer:
 
     def selector_step(self, ft_idx: torch.Tensor, values: torch.Tensor) -> float:
         self.selector_opt.zero_grad(set_to_none=True)
-        objective = self.selector.objective(ft_idx, values)
+        objective = self.selector.objective(ft_idx, values, self.cfg.baseline)
         objective.backward()
         self.selector_opt.step()
         return objective.item()

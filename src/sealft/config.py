@@ -89,6 +89,11 @@ class SelectorConfig(_Strict):
     )
     optimizer: Literal["adam", "sgd"] = Field("sgd", description="optimiser of the logits")
     lr: float = Field(1.0, gt=0, description="learning rate of the logits")
+    baseline: Literal["none", "batch"] = Field(
+        "none",
+        description="batch: centre each batch's values on their weighted mean before the "
+        "logit step (a lower-variance estimate of the same gradient); none: the paper's",
+    )
     response_tokens: int | None = Field(
         None,
         ge=1,

@@ -18,6 +18,7 @@ from safetensors.torch import load_file, save_file
 
 Activation = Literal["softmax", "sigmoid"]
 SelectorOptimizer = Literal["adam", "sgd"]
+Baseline = Literal["none", "batch"]
 
 
 class Selector(torch.nn.Module):
@@ -39,13 +40,30 @@ class Selector(torch.nn.Module):
             return 2 * torch.sigmoid(self.logits)
         raise ValueError(f"unknown activation {self.activation!r}")
 
-    def objective(self, batch: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    def objective(
+        self, batch: torch.Tensor, values: torch.Tensor, baseline: Baseline = "none"
+    ) -> torch.Tensor:
         """(1/|B|) Σ_{i∈B} w_i(ω) · values_i: its ω-gradient is the selector's update direction.
 
         `values` are the per-sample loss (Algorithm 2) or the loss gap between the upper
         and the auxiliary lower-level model (Algorithm 1), detached from the model.
+
+        baseline="batch" subtracts the batch's weight-averaged value first. The exact
+        gradient over all N samples is centred the same way (for N·softmax it is
+        s_k (v_k − Σ_j s_j v_j)); the plain minibatch estimate delivers that centring only
+        as a tiny shift of every logit, so a sample's step depends on how large everyone's
+        values were when it happened to be visited. Centring inside the batch cancels
+        that shared, time-varying part; under the softmax the cross-term then vanishes
+        exactly and logits outside the batch get no gradient at all.
         """
-        return (self.weights()[batch] * values.detach()).mean()
+        values = values.detach()
+        weights = self.weights()[batch]
+        if baseline == "batch":
+            w = weights.detach()
+            values = values - (w * values).sum() / w.sum()
+        elif baseline != "none":
+            raise ValueError(f"unknown baseline {baseline!r}")
+        return (weights * values).mean()
 
     def save(self, path: str | Path, extra: dict[str, str] | None = None) -> None:
         meta = {"activation": self.activation, "sample_ids": json.dumps(self.sample_ids)}
