@@ -24,6 +24,7 @@ VARIANTS = {
     "alg2-sgd": {"selector.algorithm": 2, "selector.optimizer": "sgd", "selector.lr": 1.0},
     "alg2-adam": {"selector.algorithm": 2, "selector.optimizer": "adam", "selector.lr": 5e-3},
 }
+VARIANTS.update({f"{k}-b": {**v, "selector.baseline": "batch"} for k, v in list(VARIANTS.items())})
 
 
 def main() -> None:
@@ -31,7 +32,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--only", nargs="*", choices=list(VARIANTS))
+    ap.add_argument("--only", nargs="*", choices=sorted(VARIANTS))
     args = ap.parse_args()
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     for name in args.only or VARIANTS:

@@ -76,6 +76,10 @@ VARIANTS: dict[str, dict] = {
         algorithm=1, optimizer="sgd", lr=1.0, gamma_step=0.05, response_tokens=4, epochs=3
     ),
 }
+# The batch baseline (centred values) on top of the main grid.
+for _name in list(VARIANTS):
+    if not _name.startswith("paper"):
+        VARIANTS[_name + "-b"] = {**VARIANTS[_name], "baseline": "batch"}
 FROZEN_K = [None, 1, 2, 4, 8, 16]
 REFUSAL_PHRASES = (
     "I'm sorry",
@@ -276,25 +280,33 @@ def main() -> None:
     if not SHARED.is_dir():
         sys.exit(f"{SHARED}: the shared data folder is missing")
     torch.manual_seed(0)
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    align, finetune, labels, safe = mixture()
+    aligned_model(align)
+    if args.force or "frozen" not in load_results():
+        record("frozen", frozen_baselines(finetune, labels))
+    for name in args.only or VARIANTS:
+        if name in load_results() and not args.force:
+            continue
+        torch.manual_seed(0)
+        record(name, run_variant(name, VARIANTS[name], finetune, labels, safe))
 
-    def save():
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+
+def load_results() -> dict:
+    return json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+
+
+def record(name: str, result: dict) -> None:
+    """Merge one result into the file under a lock: several workers may share it."""
+    import fcntl
+
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    with open(RESULTS.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        results = load_results()
+        results[name] = result
         tmp = RESULTS.with_suffix(".tmp")
         tmp.write_text(json.dumps(results, indent=1))
         tmp.replace(RESULTS)
-
-    align, finetune, labels, safe = mixture()
-    aligned_model(align)
-    if "frozen" not in results or args.force and args.only is None:
-        results["frozen"] = frozen_baselines(finetune, labels)
-        save()
-    for name in args.only or VARIANTS:
-        if name in results and not args.force:
-            continue
-        torch.manual_seed(0)
-        results[name] = run_variant(name, VARIANTS[name], finetune, labels, safe)
-        save()
 
 
 if __name__ == "__main__":
