@@ -272,10 +272,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--only", nargs="*", help="variants to run (default: all not yet measured)")
     ap.add_argument("--force", action="store_true", help="re-run variants already measured")
-    ap.add_argument("--list", action="store_true")
+    ap.add_argument("--list", action="store_true", help="list the variants")
+    ap.add_argument("--table", action="store_true", help="print the results as Markdown")
     args = ap.parse_args()
     if args.list:
         print("\n".join(f"{k}: {v}" for k, v in VARIANTS.items()))
+        return
+    if args.table:
+        print(markdown_table(load_results()))
         return
     if not SHARED.is_dir():
         sys.exit(f"{SHARED}: the shared data folder is missing")
@@ -289,6 +293,40 @@ def main() -> None:
             continue
         torch.manual_seed(0)
         record(name, run_variant(name, VARIANTS[name], finetune, labels, safe))
+
+
+def _tokens_label(k) -> str:
+    return "all tokens" if k in (None, "all") else f"first {k}"
+
+
+def markdown_table(results: dict) -> str:
+    lines = [
+        "| variant | algorithm | logit optimiser | loss over | baseline | AUROC epoch 1 | "
+        "AUROC final | harmful kept at p=0.8 | minutes |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        if name == "frozen":
+            continue
+        s = r["settings"]
+        opt = f"{s['optimizer']} {s['lr']:g}"
+        tokens = _tokens_label(s["response_tokens"])
+        gammas = ", ".join(
+            f"{min(s['gamma_start'] + e * s['gamma_step'], s['gamma_max']):g}"
+            for e in range(s["epochs"])
+        )
+        lines.append(
+            f"| {name} | {s['algorithm']} | {opt} | {tokens} | {s.get('baseline', 'none')} | "
+            f"{r['epochs'][0]['auroc']:.3f} | **{r['auroc']:.3f}** (γ {gammas}) | "
+            f"{r['harmful_kept_at_0.8']}/100 | {r['epochs'][-1]['seconds'] / 60:.0f} |"
+        )
+    for name, r in results.get("frozen", {}).items():
+        lines.append(
+            f"| {name} (aligned model, no training) | – | – | "
+            f"{_tokens_label(name.removeprefix('frozen-loss-k'))} | – | – | "
+            f"**{r['auroc']:.3f}** | {r['harmful_kept_at_0.8']}/100 | – |"
+        )
+    return "\n".join(lines)
 
 
 def load_results() -> dict:
