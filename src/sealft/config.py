@@ -187,13 +187,17 @@ def _format_error(e: ValidationError, source: str) -> str:
     return "; ".join(lines)
 
 
+def _origin(path, overrides) -> str:
+    if path is None:
+        return "command line"
+    return f"{path} + command line" if overrides else str(path)
+
+
 def load_config(
     cls: type[BaseModel], path: str | Path | None = None, overrides: Sequence[str] = ()
 ) -> BaseModel:
     tree: dict[str, Any] = {}
-    source = "defaults"
     if path is not None:
-        source = str(path)
         try:
             with open(path, encoding="utf-8") as fh:
                 tree = yaml.safe_load(fh) or {}
@@ -213,9 +217,7 @@ def load_config(
     try:
         return cls.model_validate(tree)
     except ValidationError as e:
-        raise ConfigError(
-            _format_error(e, source if not overrides else f"{source} + overrides")
-        ) from None
+        raise ConfigError(_format_error(e, _origin(path, overrides))) from None
 
 
 def dump_config(config: BaseModel) -> str:
