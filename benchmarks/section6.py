@@ -76,6 +76,10 @@ VARIANTS: dict[str, dict] = {
         algorithm=1, optimizer="sgd", lr=1.0, gamma_step=0.05, response_tokens=4, epochs=3
     ),
 }
+# Larger γ: the upper model also learns the (weighted) fine-tuning data, so it stops
+# refusing benign prompts just because the safe set is all refusals.
+VARIANTS["alg1-sgd-k4-g3"] = {**VARIANTS["alg1-sgd-k4"], "gamma_step": 0.3}
+VARIANTS["alg1-sgd-k4-e3-g3"] = {**VARIANTS["alg1-sgd-k4"], "gamma_step": 0.3, "epochs": 3}
 # The batch baseline (centred values) on top of the main grid.
 for _name in list(VARIANTS):
     if not _name.startswith("paper"):

@@ -130,3 +130,19 @@ def test_empty_sets_rejected(tiny_model_dir, tmp_path):
             lora=True,
             device="cpu",
         )
+
+
+def test_warmup_trains_the_models_but_not_the_logits(tiny_model_dir, tmp_path):
+    t = _setup(tiny_model_dir, tmp_path, 1, warmup_epochs=1)
+    before = [p.detach().clone() for n, p in t.upper.module.named_parameters() if "lora_B" in n]
+    seen = []
+    t.train(on_epoch=lambda e, sel: seen.append(sel.logits.detach().clone()))
+    assert torch.equal(seen[0], torch.zeros_like(seen[0]))
+    assert seen[1].abs().max() > 0
+    after = [p for n, p in t.upper.module.named_parameters() if "lora_B" in n]
+    assert all(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
+
+
+def test_warmup_must_leave_a_selector_epoch():
+    with pytest.raises(ValueError, match="warmup_epochs"):
+        SelectorConfig(epochs=2, warmup_epochs=2)

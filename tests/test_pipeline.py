@@ -125,10 +125,10 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(
     assert _cli(tmp_path, tiny_model_dir, *files, out="whole") == 0
     real = bilevel.BilevelTrainer.upper_step
 
-    def crash_in_epoch_two(self, ft_idx, safe_idx, gamma):
+    def crash_in_epoch_two(self, ft_idx, safe_idx, gamma, *args):
         if gamma > 0:
             raise KeyboardInterrupt
-        return real(self, ft_idx, safe_idx, gamma)
+        return real(self, ft_idx, safe_idx, gamma, *args)
 
     monkeypatch.setattr(bilevel.BilevelTrainer, "upper_step", crash_in_epoch_two)
     with pytest.raises(KeyboardInterrupt):

@@ -203,7 +203,7 @@ class BilevelTrainer:
         }
 
     def upper_step(
-        self, ft_idx: torch.Tensor, safe_idx: torch.Tensor, gamma: float
+        self, ft_idx: torch.Tensor, safe_idx: torch.Tensor, gamma: float, need_losses: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor]:
         model = self.upper.activate()
         self.upper.optimizer.zero_grad(set_to_none=True)
@@ -213,9 +213,12 @@ class BilevelTrainer:
                 model, self.safe, safe_idx, (1 - gamma) / len(safe_idx), **self._kw()
             )
         weights = self.selector.weights().detach()[ft_idx]
-        # With γ = 0 the model gets no gradient from this batch: a forward pass is enough.
-        coef = gamma * weights / len(ft_idx) if gamma > 0 else None
-        ft_losses = losses_and_backward(model, self.finetune, ft_idx, coef, **self._kw())
+        # With γ = 0 the model gets no gradient from this batch: a forward pass is enough,
+        # and none at all when the selector does not need the losses either (warm-up).
+        ft_losses = torch.zeros(0)
+        if gamma > 0 or need_losses:
+            coef = gamma * weights / len(ft_idx) if gamma > 0 else None
+            ft_losses = losses_and_backward(model, self.finetune, ft_idx, coef, **self._kw())
         self.upper.optimizer.step()
         return safe_losses, ft_losses
 
@@ -252,18 +255,20 @@ class BilevelTrainer:
             bar = tqdm(
                 zip(ft_batches, safe_batches, strict=True),
                 total=len(ft_batches),
-                desc=f"selector epoch {epoch + 1}/{self.cfg.epochs} (γ={gamma:g})",
+                desc=f"selector epoch {epoch + 1}/{self.cfg.epochs} (γ={gamma:g}"
+                + ("" if epoch >= self.cfg.warmup_epochs else ", warm-up")
+                + ")",
                 disable=not self.progress,
                 leave=False,
             )
+            learning = epoch >= self.cfg.warmup_epochs
             for step, (ft_idx, safe_idx) in enumerate(bar):
-                safe_losses, ft_losses = self.upper_step(ft_idx, safe_idx, gamma)
-                values = ft_losses
-                lower_losses = None
-                if self.lower is not None:
-                    lower_losses = self.lower_step(ft_idx)
-                    values = ft_losses - lower_losses
-                sel_obj = self.selector_step(ft_idx, values)
+                safe_losses, ft_losses = self.upper_step(ft_idx, safe_idx, gamma, learning)
+                lower_losses = self.lower_step(ft_idx) if self.lower is not None else None
+                sel_obj = math.nan
+                if learning:
+                    values = ft_losses if lower_losses is None else ft_losses - lower_losses
+                    sel_obj = self.selector_step(ft_idx, values)
                 record = {
                     "epoch": epoch,
                     "step": step,

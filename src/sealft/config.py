@@ -103,6 +103,19 @@ class SelectorConfig(_Strict):
     gamma_start: float = Field(0.0, ge=0, lt=1, description="penalty weight γ in the first epoch")
     gamma_step: float = Field(0.05, ge=0, description="increase of γ per epoch")
     gamma_max: float = Field(0.95, ge=0, lt=1, description="cap on γ")
+    warmup_epochs: int = Field(
+        0,
+        ge=0,
+        description="first epochs that train the model(s) with the logits frozen, so that the "
+        "auxiliary model tracks the lower-level solution before its losses are used "
+        "(counted within epochs)",
+    )
+
+    @model_validator(mode="after")
+    def _warmup_leaves_an_epoch(self) -> SelectorConfig:
+        if self.warmup_epochs >= self.epochs:
+            raise ValueError("warmup_epochs must be smaller than epochs")
+        return self
 
     def gamma(self, epoch: int) -> float:
         return min(self.gamma_start + epoch * self.gamma_step, self.gamma_max)
