@@ -80,6 +80,10 @@ VARIANTS: dict[str, dict] = {
 # refusing benign prompts just because the safe set is all refusals.
 VARIANTS["alg1-sgd-k4-g3"] = {**VARIANTS["alg1-sgd-k4"], "gamma_step": 0.3}
 VARIANTS["alg1-sgd-k4-e3-g3"] = {**VARIANTS["alg1-sgd-k4"], "gamma_step": 0.3, "epochs": 3}
+# Warm-up: models train for the first epoch(s) with the logits frozen.
+VARIANTS["alg1-sgd-k4-w1"] = {**VARIANTS["alg1-sgd-k4"], "warmup_epochs": 1}
+VARIANTS["alg1-sgd-k1-w1"] = {**VARIANTS["alg1-sgd-k1"], "warmup_epochs": 1}
+VARIANTS["alg1-sgd-k4-e3-w1"] = {**VARIANTS["alg1-sgd-k4"], "epochs": 3, "warmup_epochs": 1}
 # The batch baseline (centred values) on top of the main grid.
 for _name in list(VARIANTS):
     if not _name.startswith("paper"):
