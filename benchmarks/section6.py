@@ -258,6 +258,9 @@ def run_variant(name: str, overrides: dict, finetune, labels, safe) -> dict:
         "settings": cfg.model_dump(),
         "dropped": [d.reason for d in ft.dropped],
         "epochs": per_epoch,
+        # Per-sample scores, for looking at what the selector gets wrong.
+        "logits": [round(x, 5) for x in trainer.selector.logits.detach().tolist()],
+        "labels": kept_labels,
         **per_epoch[-1],
     }
     print(name, json.dumps(result))
