@@ -80,6 +80,17 @@ VARIANTS: dict[str, dict] = {
 # refusing benign prompts just because the safe set is all refusals.
 VARIANTS["alg1-sgd-k4-g3"] = {**VARIANTS["alg1-sgd-k4"], "gamma_step": 0.3}
 VARIANTS["alg1-sgd-k4-e3-g3"] = {**VARIANTS["alg1-sgd-k4"], "gamma_step": 0.3, "epochs": 3}
+# The paper's kind of safe set: refusals plus benign answers.
+VARIANTS["alg1-sgd-k4-w1-safemix"] = {
+    **VARIANTS["alg1-sgd-k4"],
+    "warmup_epochs": 1,
+    "safe_mix": "benign",
+}
+VARIANTS["alg2-sgd-k1-b-safemix"] = {
+    **VARIANTS["alg2-sgd-k1"],
+    "baseline": "batch",
+    "safe_mix": "benign",
+}
 # Warm-up: models train for the first epoch(s) with the logits frozen.
 VARIANTS["alg1-sgd-k4-w1"] = {**VARIANTS["alg1-sgd-k4"], "warmup_epochs": 1}
 VARIANTS["alg1-sgd-k1-w1"] = {**VARIANTS["alg1-sgd-k1"], "warmup_epochs": 1}
@@ -121,7 +132,10 @@ def smollm_gguf() -> Path:
 
 
 def mixture(seed: int = 0):
-    """(align, finetune, labels, safe) sample lists, drawn disjointly with a fixed seed."""
+    """(align, finetune, labels, safe, spare) sample lists, drawn disjointly with a fixed seed.
+
+    `spare` holds 200 further Alpaca rows for safe sets that mix in benign answers.
+    """
     rng = random.Random(seed)
     alpaca = load_samples(SHARED / "benign" / "alpaca_subset.json").samples
     safe = load_samples(SHARED / "safe" / "safety_only_data_Instructions.json").samples
@@ -138,7 +152,8 @@ def mixture(seed: int = 0):
     labels = [0] * 300 + [1] * 100
     order = list(range(400))
     rng.shuffle(order)
-    return align, [finetune[i] for i in order], [labels[i] for i in order], safe[400:800]
+    ft = [finetune[i] for i in order]
+    return align, ft, [labels[i] for i in order], safe[400:800], alpaca[700:900]
 
 
 def advbench_prompts(n: int = 48) -> list[Sample]:
@@ -216,8 +231,12 @@ def labels_of(kept: list[Sample], finetune: list[Sample], labels: list[int]) -> 
     return [by_id[s.sample_id] for s in kept]
 
 
-def run_variant(name: str, overrides: dict, finetune, labels, safe) -> dict:
+def run_variant(name: str, overrides: dict, finetune, labels, safe, spare) -> dict:
     model, tok = load_model_and_tokenizer(str(CACHE / "smollm2-aligned"))
+    overrides = dict(overrides)
+    if overrides.pop("safe_mix", None) == "benign":
+        # The paper's D_safe: refusals *and* good benign answers, half and half.
+        safe = safe[:200] + spare
     cfg = SelectorConfig(**overrides)
     k = cfg.response_tokens
     ft = encode(finetune, tok, max_length=MAX_LEN, response_tokens=k)
@@ -255,7 +274,10 @@ def run_variant(name: str, overrides: dict, finetune, labels, safe) -> dict:
         )
     )
     result = {
-        "settings": cfg.model_dump(),
+        "settings": {
+            **cfg.model_dump(),
+            "safe_mix": "benign" if len(safe) and safe[-1] in spare else "refusals",
+        },
         "dropped": [d.reason for d in ft.dropped],
         "epochs": per_epoch,
         # Per-sample scores, for looking at what the selector gets wrong.
@@ -295,7 +317,7 @@ def main() -> None:
     if not SHARED.is_dir():
         sys.exit(f"{SHARED}: the shared data folder is missing")
     torch.manual_seed(0)
-    align, finetune, labels, safe = mixture()
+    align, finetune, labels, safe, spare = mixture()
     aligned_model(align)
     if args.force or "frozen" not in load_results():
         record("frozen", frozen_baselines(finetune, labels))
@@ -303,7 +325,7 @@ def main() -> None:
         if name in load_results() and not args.force:
             continue
         torch.manual_seed(0)
-        record(name, run_variant(name, VARIANTS[name], finetune, labels, safe))
+        record(name, run_variant(name, VARIANTS[name], finetune, labels, safe, spare))
 
 
 def _tokens_label(k) -> str:
@@ -326,8 +348,9 @@ def markdown_table(results: dict) -> str:
             f"{min(s['gamma_start'] + e * s['gamma_step'], s['gamma_max']):g}"
             for e in range(s["epochs"])
         )
+        mix = " + benign safe set" if s.get("safe_mix") == "benign" else ""
         lines.append(
-            f"| {name} | {s['algorithm']} | {opt} | {tokens} | {s.get('baseline', 'none')} | "
+            f"| {name}{mix} | {s['algorithm']} | {opt} | {tokens} | {s.get('baseline', 'none')} | "
             f"{r['epochs'][0]['auroc']:.3f} | **{r['auroc']:.3f}** (γ {gammas}) | "
             f"{r['harmful_kept_at_0.8']}/100 | {r['epochs'][-1]['seconds'] / 60:.0f} |"
         )
