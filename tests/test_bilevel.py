@@ -143,6 +143,7 @@ def test_warmup_trains_the_models_but_not_the_logits(tiny_model_dir, tmp_path):
     assert all(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
 
 
-def test_warmup_must_leave_a_selector_epoch():
-    with pytest.raises(ValueError, match="warmup_epochs"):
-        SelectorConfig(epochs=2, warmup_epochs=2)
+def test_warmup_never_takes_the_last_epoch():
+    cfg = SelectorConfig(epochs=2, warmup_epochs=5)
+    assert [cfg.selector_learns(e) for e in range(2)] == [False, True]
+    assert SelectorConfig(epochs=1, warmup_epochs=1).selector_learns(0)

@@ -294,6 +294,8 @@ def test_shipped_configs_validate():
         5e-3,
     )
     assert [paper.selector.gamma(e) for e in range(3)] == pytest.approx([0, 0.03, 0.06])
+    assert paper.selector.response_tokens is None and paper.selector.warmup_epochs == 0
+    assert paper.selector.baseline == "none" and paper.selector.activation == "softmax"
     load_config(SelectConfig, root / "select.yaml")
 
 

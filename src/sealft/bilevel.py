@@ -256,12 +256,12 @@ class BilevelTrainer:
                 zip(ft_batches, safe_batches, strict=True),
                 total=len(ft_batches),
                 desc=f"selector epoch {epoch + 1}/{self.cfg.epochs} (γ={gamma:g}"
-                + ("" if epoch >= self.cfg.warmup_epochs else ", warm-up")
+                + ("" if self.cfg.selector_learns(epoch) else ", warm-up")
                 + ")",
                 disable=not self.progress,
                 leave=False,
             )
-            learning = epoch >= self.cfg.warmup_epochs
+            learning = self.cfg.selector_learns(epoch)
             for step, (ft_idx, safe_idx) in enumerate(bar):
                 safe_losses, ft_losses = self.upper_step(ft_idx, safe_idx, gamma, learning)
                 lower_losses = self.lower_step(ft_idx) if self.lower is not None else None
@@ -280,9 +280,8 @@ class BilevelTrainer:
                     "lr_model": self.upper.optimizer.param_groups[0]["lr"],
                     "lr_selector": self.selector_opt.param_groups[0]["lr"],
                 }
-                bar.set_postfix(
-                    safe=f"{record['upper_loss']:.3f}", ft=f"{record['lower_loss']:.3f}"
-                )
+                ft_shown = record["lower_loss"] if learning or gamma > 0 else record["aux_loss"]
+                bar.set_postfix(safe=f"{record['upper_loss']:.3f}", ft=f"{ft_shown:.3f}")
                 if log is not None:
                     log(record)
             self.epochs_done = epoch + 1

@@ -95,7 +95,7 @@ class SelectorConfig(_Strict):
         "logit step (a lower-variance estimate of the same gradient); none: the paper's",
     )
     response_tokens: int | None = Field(
-        None,
+        4,
         ge=1,
         description="per-sample loss over the first K response tokens only (null: all of them)",
     )
@@ -104,18 +104,16 @@ class SelectorConfig(_Strict):
     gamma_step: float = Field(0.05, ge=0, description="increase of γ per epoch")
     gamma_max: float = Field(0.95, ge=0, lt=1, description="cap on γ")
     warmup_epochs: int = Field(
-        0,
+        1,
         ge=0,
         description="first epochs that train the model(s) with the logits frozen, so that the "
         "auxiliary model tracks the lower-level solution before its losses are used "
-        "(counted within epochs)",
+        "(counted within epochs, and never the last one)",
     )
 
-    @model_validator(mode="after")
-    def _warmup_leaves_an_epoch(self) -> SelectorConfig:
-        if self.warmup_epochs >= self.epochs:
-            raise ValueError("warmup_epochs must be smaller than epochs")
-        return self
+    def selector_learns(self, epoch: int) -> bool:
+        """Warm-up never takes the last epoch: at least one epoch always trains the logits."""
+        return epoch >= min(self.warmup_epochs, self.epochs - 1)
 
     def gamma(self, epoch: int) -> float:
         return min(self.gamma_start + epoch * self.gamma_step, self.gamma_max)
