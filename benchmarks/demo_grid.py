@@ -18,13 +18,21 @@ from pathlib import Path
 from sealft.demo import run_demo
 
 RESULTS = Path(__file__).resolve().parent / "results" / "demo_grid.json"
+# The 2x2 grid of the issue, with the loss over the whole response and no warm-up (the
+# paper's), then "defaults": sealft's own defaults.
+_PAPER_LOSS = {"selector.response_tokens": None, "selector.warmup_epochs": 0}
 VARIANTS = {
+    "defaults": {},
     "alg1-sgd": {"selector.algorithm": 1, "selector.optimizer": "sgd", "selector.lr": 1.0},
     "alg1-adam": {"selector.algorithm": 1, "selector.optimizer": "adam", "selector.lr": 5e-3},
     "alg2-sgd": {"selector.algorithm": 2, "selector.optimizer": "sgd", "selector.lr": 1.0},
     "alg2-adam": {"selector.algorithm": 2, "selector.optimizer": "adam", "selector.lr": 5e-3},
 }
-VARIANTS.update({f"{k}-b": {**v, "selector.baseline": "batch"} for k, v in list(VARIANTS.items())})
+for _name in ("alg1-sgd", "alg1-adam", "alg2-sgd", "alg2-adam"):
+    VARIANTS[_name].update(_PAPER_LOSS)
+VARIANTS.update(
+    {f"{k}-b": {**v, "selector.baseline": "batch"} for k, v in list(VARIANTS.items()) if v}
+)
 
 
 def main() -> None:
