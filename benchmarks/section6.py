@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 from sklearn.metrics import roc_auc_score
 
-from sealft.bilevel import BilevelTrainer, sample_losses
+from sealft.bilevel import BilevelTrainer, adapter_names, sample_losses
 from sealft.config import SelectorConfig, TrainConfig
 from sealft.data import Sample, encode, load_samples, pad_id
 from sealft.finetune import train_sft
@@ -242,7 +242,7 @@ def run_variant(name: str, overrides: dict, finetune, labels, safe, spare) -> di
     ft = encode(finetune, tok, max_length=MAX_LEN, response_tokens=k)
     sf = encode(safe, tok, max_length=MAX_LEN, response_tokens=k)
     kept_labels = labels_of(ft.samples, finetune, labels)
-    adapters = ("upper", "lower") if cfg.algorithm == 1 else ("upper",)
+    adapters = adapter_names(cfg.algorithm)
     peft_model = add_lora(
         model,
         r=16,

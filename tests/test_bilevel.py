@@ -4,7 +4,7 @@ from conftest import alpaca_rows, safe_rows, write_jsonl
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from sealft import bilevel
-from sealft.bilevel import BilevelTrainer
+from sealft.bilevel import BilevelTrainer, adapter_names
 from sealft.config import SelectorConfig, TrainConfig
 from sealft.data import encode, load_samples, pad_id
 from sealft.modeling import add_lora
@@ -21,7 +21,7 @@ def _setup(tiny_model_dir, tmp_path, algorithm, **selector):
     sf = encode(
         load_samples(write_jsonl(tmp_path / "sf.jsonl", safe_rows(5))).samples, tok, max_length=48
     )
-    adapters = ("upper", "lower") if algorithm == 1 else ("upper",)
+    adapters = adapter_names(algorithm)
     model = add_lora(
         model,
         r=2,

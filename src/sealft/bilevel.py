@@ -125,6 +125,11 @@ def cycled_batches(
     return [torch.tensor(pool[s * batch_size : (s + 1) * batch_size]) for s in range(steps)]
 
 
+def adapter_names(algorithm: int) -> tuple[str, ...]:
+    """The LoRA adapters an algorithm trains: θ ("upper"), and θ̂ ("lower") for Algorithm 1."""
+    return ("upper", "lower") if algorithm == 1 else ("upper",)
+
+
 @dataclass
 class _Branch:
     """One trainable model: an adapter of a shared PEFT model, or a whole module."""

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from .bilevel import BilevelTrainer, jsonl_logger
+from .bilevel import BilevelTrainer, adapter_names, jsonl_logger
 from .config import ConfigError, DataConfig, SelectConfig, dump_config
 from .data import Dropped, Encoded, LoadedData, encode, load_samples, pad_id
 from .modeling import add_lora, device_for, load_model_and_tokenizer
@@ -142,22 +142,18 @@ def run_select(
     # content of the data set, never on the order of its rows.
     finetune.samples.sort(key=lambda s: s.sample_id)
     safe.samples.sort(key=lambda s: s.sample_id)
-    ft = encode(
-        finetune.samples,
-        tokenizer,
-        max_length=tok.max_length,
-        overflow=tok.overflow,
-        template=tok.template,
-        response_tokens=k,
-    )
-    sf = encode(
-        safe.samples,
-        tokenizer,
-        max_length=tok.max_length,
-        overflow=tok.overflow,
-        template=tok.template,
-        response_tokens=k,
-    )
+
+    def encode_set(samples):
+        return encode(
+            samples,
+            tokenizer,
+            max_length=tok.max_length,
+            overflow=tok.overflow,
+            template=tok.template,
+            response_tokens=k,
+        )
+
+    ft, sf = encode_set(finetune.samples), encode_set(safe.samples)
     if len(ft) == 0:
         raise ConfigError(f"{finetune.source}: no fine-tuning sample left after tokenization")
     if len(sf) == 0:
@@ -174,7 +170,7 @@ def run_select(
     device = device_for(cfg.train.device)
     model.to(device)
     if cfg.lora.enabled:
-        adapters = ("upper", "lower") if cfg.selector.algorithm == 1 else ("upper",)
+        adapters = adapter_names(cfg.selector.algorithm)
         model = add_lora(
             model,
             r=cfg.lora.r,
