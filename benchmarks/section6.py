@@ -99,6 +99,18 @@ VARIANTS["alg1-sgd-k4-e3-w1"] = {**VARIANTS["alg1-sgd-k4"], "epochs": 3, "warmup
 for _name in list(VARIANTS):
     if not _name.startswith("paper"):
         VARIANTS[_name + "-b"] = {**VARIANTS[_name], "baseline": "batch"}
+# Every recorded run used these unless its variant says otherwise; pinned here so that
+# a change of the package defaults cannot change what a variant name means.
+PINNED = dict(
+    response_tokens=None,
+    warmup_epochs=0,
+    baseline="none",
+    epochs=2,
+    gamma_start=0.0,
+    gamma_max=0.95,
+    activation="softmax",
+)
+VARIANTS = {name: {**PINNED, **v} for name, v in VARIANTS.items()}
 FROZEN_K = [None, 1, 2, 4, 8, 16]
 REFUSAL_PHRASES = (
     "I'm sorry",
