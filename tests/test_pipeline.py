@@ -312,3 +312,31 @@ def test_full_fine_tuning_without_lora(tmp_path, tiny_model_dir, files, algorith
     )
     logits = pq.read_table(tmp_path / "run" / "scores.parquet").column("logit").to_pylist()
     assert len(set(logits)) > 1
+
+
+def test_safe_set_from_several_sources(tmp_path, tiny_model_dir, files):
+    benign = write_jsonl(tmp_path / "benign.jsonl", alpaca_rows(5, prefix="good"))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"safe:\n  - path: {files[1]}\n  - path: {benign}\n  - path: {files[1]}\n")
+    assert (
+        main(
+            [
+                "select",
+                "--config",
+                str(cfg),
+                "--model",
+                str(tiny_model_dir),
+                "--data",
+                str(files[0]),
+                "--output-dir",
+                str(tmp_path / "run"),
+                *FAST,
+            ]
+        )
+        == 0
+    )
+    from sealft.pipeline import load_safe
+
+    loaded = load_safe(load_config(SelectConfig, cfg))
+    assert len(loaded.samples) == 6 + 5  # the repeated file adds nothing
+    assert pq.read_table(tmp_path / "run" / "scores.parquet").num_rows == 16

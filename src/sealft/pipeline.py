@@ -54,6 +54,21 @@ def load_data(cfg: DataConfig) -> LoadedData:
     )
 
 
+def load_safe(cfg: SelectConfig) -> LoadedData:
+    """The safe set: every configured source, concatenated, exact duplicates dropped."""
+    parts = [load_data(source) for source in cfg.safe_sources()]
+    if len(parts) == 1:
+        return parts[0]
+    samples, dropped, seen = [], [], set()
+    for part in parts:
+        dropped += part.dropped
+        for s in part.samples:
+            if s.sample_id not in seen:
+                seen.add(s.sample_id)
+                samples.append(s)
+    return LoadedData(samples, dropped, " + ".join(p.source for p in parts))
+
+
 def scores_table(selector: Selector, data: Encoded, p: float) -> pa.Table:
     """One row per scored sample, in input order."""
     logits = selector.logits.detach().double()
@@ -127,7 +142,7 @@ def run_select(
     cfg.check_ready()
     torch.manual_seed(cfg.seed)
     finetune = load_data(cfg.data)
-    safe = load_data(cfg.safe)
+    safe = load_safe(cfg)
     if model is None:
         model, tokenizer = load_model_and_tokenizer(
             cfg.model.name_or_path,
