@@ -32,6 +32,7 @@ from sklearn.metrics import roc_auc_score
 from sealft.bilevel import BilevelTrainer, adapter_names, sample_losses
 from sealft.config import SelectorConfig, TrainConfig
 from sealft.data import Sample, encode, load_samples, pad_id
+from sealft.demo import generate
 from sealft.finetune import train_sft
 from sealft.modeling import add_lora, device_for, load_model_and_tokenizer
 from sealft.selector import n_keep, ranking
@@ -168,36 +169,17 @@ def mixture(seed: int = 0):
     return align, ft, [labels[i] for i in order], safe[400:800], alpaca[700:900]
 
 
-def advbench_prompts(n: int = 48) -> list[Sample]:
+def advbench_prompts(n: int = 48) -> list[str]:
     import csv
 
     with open(SHARED / "eval" / "advbench_behaviors.csv", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))[:n]
-    return [
-        Sample(str(i), i, ({"role": "user", "content": r["Behavior"]},), "", {})
-        for i, r in enumerate(rows)
-    ]
+        return [r["Behavior"] for r in list(csv.DictReader(fh))[:n]]
 
 
-def refusals(model, tok, prompts: list[Sample]) -> int:
-    tok.padding_side = "left"
-    texts = [
-        tok.apply_chat_template(list(p.prompt), add_generation_prompt=True, tokenize=False)
-        for p in prompts
-    ]
-    count = 0
-    model.eval()
-    for i in range(0, len(texts), 16):
-        enc = tok(texts[i : i + 16], return_tensors="pt", padding=True, add_special_tokens=False)
-        with torch.no_grad():
-            out = model.generate(
-                **enc, max_new_tokens=40, do_sample=False, pad_token_id=tok.pad_token_id
-            )
-        for row in out[:, enc["input_ids"].shape[1] :]:
-            text = tok.decode(row, skip_special_tokens=True)
-            count += any(p.lower() in text.lower() for p in REFUSAL_PHRASES)
-    tok.padding_side = "right"
-    return count
+def refusals(model, tok, prompts: list[str]) -> int:
+    """Refusals among greedy answers (40 tokens), by the refusal-phrase rule of §6."""
+    answers = generate(model, tok, prompts, max_new_tokens=40, batch_size=16)
+    return sum(any(p.lower() in a.lower() for p in REFUSAL_PHRASES) for a in answers)
 
 
 def aligned_model(align: list[Sample]):

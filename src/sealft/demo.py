@@ -36,7 +36,9 @@ def _as_samples(records: list[dict]) -> list[Sample]:
     ]
 
 
-def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 24) -> list[str]:
+def generate(
+    model, tokenizer, prompts: list[str], max_new_tokens: int = 24, batch_size: int = 64
+) -> list[str]:
     """Greedy answers, batched with left padding."""
     tokenizer.padding_side = "left"
     texts = [
@@ -47,9 +49,9 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 24) -> 
     ]
     out: list[str] = []
     model.eval()
-    for i in range(0, len(texts), 64):
+    for i in range(0, len(texts), batch_size):
         enc = tokenizer(
-            texts[i : i + 64], return_tensors="pt", padding=True, add_special_tokens=False
+            texts[i : i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False
         )
         with torch.no_grad():
             gen = model.generate(
