@@ -30,10 +30,10 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from sealft.bilevel import BilevelTrainer, adapter_names, sample_losses
-from sealft.config import SelectorConfig, TrainConfig
+from sealft.config import FinetuneTrainConfig, SelectorConfig, TrainConfig
 from sealft.data import Sample, encode, load_samples, pad_id
 from sealft.demo import generate
-from sealft.finetune import train_sft
+from sealft.finetune import train
 from sealft.modeling import add_lora, device_for, load_model_and_tokenizer
 from sealft.selector import n_keep, ranking
 
@@ -192,16 +192,10 @@ def aligned_model(align: list[Sample]):
         model, r=16, alpha=32, dropout=0.0, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]
     )
     data = encode(align, tok, max_length=MAX_LEN)
-    train_sft(
-        peft_model,
-        data,
-        lr=LR,
-        epochs=1,
-        batch_size=BATCH,
-        pad=pad_id(tok),
-        device=torch.device("cpu"),
-        desc="align",
-    )
+    # The cached model of the recorded results was aligned by an earlier hand-written loop
+    # with the same settings (Adam, constant lr, one epoch); a rebuilt cache uses the Trainer.
+    settings = FinetuneTrainConfig(lr=LR, epochs=1, batch_size=BATCH, scheduler="constant")
+    train(peft_model, tok, data, settings, run_dir=CACHE / "align-run")
     model = peft_model.merge_and_unload()
     print(f"aligned: refuses {refusals(model, tok, advbench_prompts())}/48 AdvBench prompts")
     model.save_pretrained(folder)

@@ -335,8 +335,8 @@ def test_safe_set_from_several_sources(tmp_path, tiny_model_dir, files):
         )
         == 0
     )
-    from sealft.pipeline import load_safe
+    from sealft.pipeline import load_sources
 
-    loaded = load_safe(load_config(SelectConfig, cfg))
+    loaded = load_sources(load_config(SelectConfig, cfg).safe_sources())
     assert len(loaded.samples) == 6 + 5  # the repeated file adds nothing
     assert pq.read_table(tmp_path / "run" / "scores.parquet").num_rows == 16

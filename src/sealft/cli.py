@@ -5,8 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
+import warnings
 
-from .config import ConfigError, SelectConfig, describe, load_config
+from .config import (
+    ConfigError,
+    ExperimentConfig,
+    FinetuneConfig,
+    SelectConfig,
+    describe,
+    load_config,
+)
 from .data import DataError
 
 
@@ -29,30 +37,53 @@ SELECT_FLAGS = {
     "--epochs": ("selector.epochs", "selector training epochs"),
     "--seed": ("seed", "random seed"),
 }
+FINETUNE_FLAGS = {
+    "--model": ("model.name_or_path", "model to fine-tune: Hub id, local folder or .gguf file"),
+    "--data": ("data.path", "fine-tuning data file"),
+    "--scores": ("selection.scores", "scores.parquet of a selection (from seal select)"),
+    "--p": ("selection.p", "fraction of scored samples to keep"),
+    "--mode": ("selection.mode", "top (keep the top p) or soft (weight every sample)"),
+    "--output-dir": ("output_dir", "run folder"),
+    "--epochs": ("train.epochs", "training epochs"),
+    "--lr": ("train.lr", "learning rate"),
+    "--seed": ("seed", "random seed"),
+}
+RUN_FLAGS = {
+    "--model": ("model.name_or_path", "aligned model: Hub id, local folder or .gguf file"),
+    "--data": ("data.path", "fine-tuning data file"),
+    "--safe": ("safe.path", "safe data file"),
+    "--output-dir": ("output_dir", "experiment folder"),
+}
+COMMANDS = {
+    "select": (SelectConfig, SELECT_FLAGS),
+    "finetune": (FinetuneConfig, FINETUNE_FLAGS),
+    "run": (ExperimentConfig, RUN_FLAGS),
+}
 
 
-def _select_parser(sub) -> argparse.ArgumentParser:
+def _config_parser(sub, name: str, help: str, description: str) -> argparse.ArgumentParser:
+    cls, flags = COMMANDS[name]
     p = sub.add_parser(
-        "select",
-        help="train the SEAL selector and rank the fine-tuning data",
-        description=textwrap.fill(
-            "Rank every fine-tuning sample by a learned weight and keep the top p. Writes "
-            "scores.parquet, selected.jsonl, selector.safetensors, config.yaml, metrics.jsonl "
-            "and dropped.jsonl into the run folder; a stopped run resumes when started again "
-            "with the same config.",
-            80,
-        ),
-        epilog=_settings_help(SelectConfig),
+        name,
+        help=help,
+        description=textwrap.fill(description, 80),
+        epilog=_settings_help(cls),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--config", help="YAML config file")
-    for flag, (key, text) in SELECT_FLAGS.items():
+    for flag, (key, text) in flags.items():
         p.add_argument(flag, dest=key, metavar="VALUE", help=f"{text} (= {key})")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     # key=value overrides are collected by main() wherever they stand among the flags.
-    p.usage = "seal select [--config FILE] [flags] [key=value ...]"
+    p.usage = f"seal {name} [--config FILE] [flags] [key=value ...]"
     return p
+
+
+def _load(args):
+    cls, flags = COMMANDS[args.command]
+    given = [f"{key}={getattr(args, key)}" for key, _ in flags.values() if getattr(args, key)]
+    return load_config(cls, args.config, given + list(args.overrides))
 
 
 def _demo_parser(sub) -> argparse.ArgumentParser:
@@ -76,21 +107,55 @@ def build_parser() -> argparse.ArgumentParser:
         "selection (SEAL, ICLR 2025).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    _select_parser(sub)
+    _config_parser(
+        sub,
+        "select",
+        "train the SEAL selector and rank the fine-tuning data",
+        "Rank every fine-tuning sample by a learned weight and keep the top p. Writes "
+        "scores.parquet, selected.jsonl, selector.safetensors, config.yaml, metrics.jsonl "
+        "and dropped.jsonl into the run folder; a stopped run resumes when started again "
+        "with the same config.",
+    )
+    _config_parser(
+        sub,
+        "finetune",
+        "supervised fine-tuning (LoRA or full) on all data or a selection",
+        "Fine-tune a causal LM on a data set, optionally only on the top p of a selection "
+        "(--scores scores.parquet --p 0.8, matched by sample ID, so a selection made with "
+        "another model applies) or with every sample's loss weighted by its score "
+        "(--mode soft). Writes adapter/ (or model/ under full fine-tuning, merged/ with "
+        "save_merged=true), trained.jsonl, metrics.jsonl and result.json; a run with "
+        "train.save_steps set resumes from its last checkpoint.",
+    )
+    _config_parser(
+        sub,
+        "run",
+        "the whole experiment: every method, seed and p, side by side",
+        "Train the selector once per seed, fine-tune one model per method, p and seed, "
+        "evaluate each, and write results.json and results.md (mean ± std over seeds). "
+        "Methods: full, random, dsir, safeinstr, seal, seal+safeinstr, frozen-loss, "
+        "seal-soft. Re-running skips every step whose settings are unchanged.",
+    )
     _demo_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    # peft calls a transformers API that transformers 5 deprecates; not the user's concern.
+    warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated")
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    stray = [x for x in extra if x.startswith("-") or "=" not in x or args.command != "select"]
+    stray = [x for x in extra if x.startswith("-") or "=" not in x or args.command not in COMMANDS]
     if stray:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
     args.overrides = extra
     try:
         if args.command == "select":
             return _select(args)
+        if args.command == "finetune":
+            return _finetune(args)
+        if args.command == "run":
+            return _run(args)
         if args.command == "demo":
             from .demo import run_demo
 
@@ -105,12 +170,7 @@ def main(argv: list[str] | None = None) -> int:
 def _select(args) -> int:
     from .pipeline import run_select
 
-    flags = [
-        f"{key}={getattr(args, key)}"
-        for _, (key, _) in SELECT_FLAGS.items()
-        if getattr(args, key) is not None
-    ]
-    cfg = load_config(SelectConfig, args.config, flags + list(args.overrides))
+    cfg = _load(args)
     result = run_select(cfg, overwrite=args.overwrite, progress=not args.no_progress)
     table = result.scores
     kept = sum(table.column("selected").to_pylist())
@@ -120,6 +180,34 @@ def _select(args) -> int:
         + (f" ({_reasons(result.dropped)})" if result.dropped else "")
     )
     print(f"outputs in {result.run_dir}/")
+    return 0
+
+
+def _finetune(args) -> int:
+    from .finetune import run_finetune
+
+    cfg = _load(args)
+    result = run_finetune(cfg, overwrite=args.overwrite, progress=not args.no_progress)
+    s = result.summary
+    print(
+        f"fine-tuned on {s['trained']} samples ({s['selected']} from the data, "
+        f"{s['extra']} extra); final training loss {s['train_loss']:.4f}"
+    )
+    print(f"outputs in {result.run_dir}/")
+    return 0
+
+
+def _run(args) -> int:
+    from .experiment import run_experiment
+
+    cfg = _load(args)
+    if args.overwrite:
+        import shutil
+        from pathlib import Path
+
+        shutil.rmtree(Path(cfg.output_dir), ignore_errors=True)
+    run_experiment(cfg, progress=not args.no_progress)
+    print(f"results in {cfg.output_dir}/results.json and results.md")
     return 0
 
 

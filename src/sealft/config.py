@@ -175,6 +175,194 @@ class SelectConfig(_Strict):
             )
 
 
+Sources = DataConfig | list[DataConfig]
+
+
+def as_list(sources: Sources | None) -> list[DataConfig]:
+    if sources is None:
+        return []
+    return sources if isinstance(sources, list) else [sources]
+
+
+class FinetuneTrainConfig(_Strict):
+    """Supervised fine-tuning, run by transformers' Trainer."""
+
+    lr: float = Field(3e-4, gt=0, description="peak learning rate (AdamW, betas 0.9/0.95)")
+    epochs: float = Field(2, gt=0, description="passes over the training data (paper: 2-3)")
+    batch_size: int = Field(8, ge=1, description="samples per forward pass")
+    gradient_accumulation: int = Field(
+        1, ge=1, description="forward passes per optimiser step (effective batch = product)"
+    )
+    scheduler: Literal[
+        "linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts"
+    ] = Field("linear", description="learning-rate schedule (transformers' names)")
+    warmup_ratio: float = Field(0.0, ge=0, lt=1, description="fraction of steps spent warming up")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="auto: bf16 autocast where the hardware runs it fast"
+    )
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:1, ...")
+    save_steps: int | None = Field(
+        None, ge=1, description="checkpoint every N steps so a stopped run resumes (null: never)"
+    )
+    logging_steps: int = Field(10, ge=1, description="log the loss every N steps")
+    report_to: list[str] = Field(
+        default_factory=lambda: ["none"],
+        description="Trainer loggers: none, tensorboard, wandb, ... (their packages must be "
+        "installed)",
+    )
+
+
+class SelectionConfig(_Strict):
+    scores: str | None = Field(
+        None,
+        description="scores.parquet from `seal select` (or any file with sample_id, logit, "
+        "rank, weight); null: train on every sample",
+    )
+    p: float = Field(0.8, gt=0, le=1, description="fraction of scored samples kept (mode top)")
+    mode: Literal["top", "soft"] = Field(
+        "top",
+        description="top: keep the p highest-ranked samples; soft: keep all, each sample's "
+        "loss weighted by its score's weight",
+    )
+
+
+class FinetuneConfig(_Strict):
+    """Everything `seal finetune` needs."""
+
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig = Field(default_factory=DataConfig, description="the fine-tuning data")
+    selection: SelectionConfig = Field(default_factory=SelectionConfig)
+    extra: Sources | None = Field(
+        None,
+        description="data added after selection and never filtered (e.g. safety "
+        "demonstrations, as in SafeInstr); a YAML list of sources is concatenated",
+    )
+    extra_count: int | None = Field(
+        None, ge=1, description="use a seeded random subset of this many extra samples"
+    )
+    lora: LoraSettings = Field(default_factory=LoraSettings)
+    tokenize: TokenizeConfig = Field(default_factory=TokenizeConfig)
+    train: FinetuneTrainConfig = Field(default_factory=FinetuneTrainConfig)
+    save_merged: bool = Field(False, description="also save the LoRA-merged full model")
+    seed: int = Field(0, description="seed of every random choice")
+    output_dir: str = Field("runs/finetune", description="run folder for every output")
+
+    def check_ready(self) -> None:
+        missing = [
+            k
+            for k, v in (
+                ("model.name_or_path", self.model.name_or_path),
+                ("data.path (or data.hub)", self.data.path or self.data.hub),
+            )
+            if not v
+        ]
+        if missing:
+            raise ConfigError("missing required setting(s): " + ", ".join(missing))
+
+
+METHODS = (
+    "full",
+    "random",
+    "dsir",
+    "safeinstr",
+    "seal",
+    "seal+safeinstr",
+    "frozen-loss",
+    "seal-soft",
+)
+Method = Literal[
+    "full", "random", "dsir", "safeinstr", "seal", "seal+safeinstr", "frozen-loss", "seal-soft"
+]
+# Methods that keep a fraction p of the data, and so get one row per p.
+SELECTING = ("random", "dsir", "seal", "seal+safeinstr", "frozen-loss")
+
+
+class SafeInstrConfig(_Strict):
+    data: Sources | None = Field(None, description="safety demonstrations (null: the safe set)")
+    count: int | None = Field(
+        None, ge=1, description="a seeded random subset of this many (null: all of them)"
+    )
+
+
+class DSIRConfig(_Strict):
+    ngrams: int = Field(2, ge=1, description="hashed n-gram features up to this n")
+    num_buckets: int = Field(10000, ge=16, description="hash buckets of the n-gram features")
+
+
+class EvalConfig(_Strict):
+    benign: Sources | None = Field(
+        None, description="held-out benign data: loss and perplexity of its responses"
+    )
+    safety: Sources | None = Field(
+        None,
+        description="held-out harmful prompts with safe (refusing) responses: the loss of "
+        "answering safely, lower is safer",
+    )
+    batch_size: int = Field(16, ge=1, description="samples per evaluation forward pass")
+
+
+class ExperimentConfig(_Strict):
+    """Everything `seal run` needs: the selector's settings plus methods, seeds and p."""
+
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    selector_model: ModelConfig | None = Field(
+        None,
+        description="train the selector with this (smaller) model instead, and transfer "
+        "its selection to `model` through sample IDs",
+    )
+    data: DataConfig = Field(default_factory=DataConfig, description="the fine-tuning data")
+    safe: Sources = Field(default_factory=DataConfig, description="the trusted safe set")
+    lora: LoraSettings = Field(default_factory=LoraSettings)
+    tokenize: TokenizeConfig = Field(default_factory=TokenizeConfig)
+    selector: SelectorConfig = Field(default_factory=SelectorConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig, description="selector training")
+    finetune: FinetuneTrainConfig = Field(default_factory=FinetuneTrainConfig)
+    methods: list[Method] = Field(
+        default_factory=lambda: list(METHODS), description="methods to compare"
+    )
+    p: float | list[float] = Field(
+        0.8, description="fraction kept by the selecting methods; a list sweeps it"
+    )
+    seeds: list[int] = Field(default_factory=lambda: [0], description="one run per seed")
+    safeinstr: SafeInstrConfig = Field(default_factory=SafeInstrConfig)
+    dsir: DSIRConfig = Field(default_factory=DSIRConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    output_dir: str = Field("runs/experiment", description="run folder for every output")
+
+    @model_validator(mode="after")
+    def _check(self) -> ExperimentConfig:
+        for p in self.p_values():
+            if not 0 < p <= 1:
+                raise ValueError(f"p must lie in (0, 1], got {p}")
+        if not self.seeds:
+            raise ValueError("seeds must name at least one seed")
+        if not self.methods:
+            raise ValueError("methods must name at least one method")
+        return self
+
+    def p_values(self) -> list[float]:
+        return self.p if isinstance(self.p, list) else [self.p]
+
+    def check_ready(self) -> None:
+        self.select_config(self.seeds[0]).check_ready()
+
+    def select_config(self, seed: int) -> SelectConfig:
+        """The `seal select` run behind the seal methods for one seed."""
+        return SelectConfig(
+            model=self.selector_model or self.model,
+            data=self.data,
+            safe=self.safe,
+            lora=self.lora,
+            tokenize=self.tokenize,
+            selector=self.selector,
+            train=self.train,
+            p=self.p_values()[-1],
+            seed=seed,
+            output_dir=str(Path(self.output_dir) / f"seed{seed}" / "select"),
+        )
+
+
 # --------------------------------------------------------------------------- YAML + overrides
 
 

@@ -1,12 +1,15 @@
-"""`seal demo`: the whole selection story offline, in a couple of minutes on a laptop CPU.
+"""`seal demo`: the whole pipeline offline, in a few minutes on a laptop CPU.
 
 1. Generate a seeded safety world (sealft.world): benign tasks with checkable answers,
    harmful requests answered with refusals or with placeholder compliance.
 2. Build a tiny word-level model (sealft.tiny) and train it into an aligned state: it
    refuses the harmful requests and solves the tasks.
-3. Write the fine-tuning mix (20% harmful compliance) and the safe set as JSONL files and
-   run `seal select` on them with the default selector settings.
-4. Report the AUROC of ranking the harmful samples last and how many survive at p = 0.8.
+3. Write the fine-tuning mix (20% harmful compliance), the safe set and two held-out
+   evaluation splits as JSONL files, and run `seal run` on them: the selector, every
+   baseline, one fine-tune per method, each evaluated by generation (refusal rate on
+   held-out harmful requests, accuracy on held-out tasks) and by held-out loss.
+4. Report the selector's AUROC at ranking the harmful samples last, and whether SEAL
+   kept the model safe without costing accuracy, next to plain fine-tuning.
 """
 
 from __future__ import annotations
@@ -15,18 +18,27 @@ import json
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import torch
 from sklearn.metrics import roc_auc_score
 
-from .config import SelectConfig
-from .data import Sample, encode, pad_id
-from .finetune import train_sft
-from .pipeline import atomic_write, run_select
+from .config import ExperimentConfig, FinetuneTrainConfig
+from .data import Sample, encode
+from .experiment import run_experiment
+from .finetune import train
+from .pipeline import atomic_write
 from .tiny import tiny_pair
 from .world import COMPLIANCE, World, all_texts, check_answer, is_refusal_text, make_world
 
-ALIGN_EPOCHS, ALIGN_LR, ALIGN_BATCH = 12, 1e-3, 16
+ALIGN = FinetuneTrainConfig(
+    lr=1e-3, epochs=12, batch_size=16, scheduler="constant", precision="fp32", device="cpu"
+)
+# Fine-tuning of every method: strong enough that plain SFT on the mix unlearns refusals.
+DEMO_FINETUNE = {"lr": 3e-3, "epochs": 3, "batch_size": 16, "precision": "fp32", "device": "cpu"}
 MODEL = {"hidden_size": 64, "num_layers": 2, "num_heads": 4}
+# The demo's own bar (issue 3): SEAL refuses at least 30 points more often than plain
+# fine-tuning on the same data, and solves tasks within 5 points as often.
+TARGET_REFUSAL_GAIN, TARGET_ACCURACY_GAP = 0.30, 0.05
 
 
 def _as_samples(records: list[dict]) -> list[Sample]:
@@ -78,21 +90,37 @@ def behaviour(model, tokenizer, world: World) -> dict[str, float]:
     }
 
 
-def align(model, tokenizer, world: World, *, seed: int, progress: bool) -> None:
+def align(model, tokenizer, world: World, *, seed: int, progress: bool, run_dir: Path) -> None:
     data = encode(_as_samples(world.align), tokenizer, max_length=128)
-    train_sft(
-        model,
-        data,
-        lr=ALIGN_LR,
-        epochs=ALIGN_EPOCHS,
-        batch_size=ALIGN_BATCH,
-        pad=pad_id(tokenizer),
-        device=torch.device("cpu"),
-        precision="fp32",
-        seed=seed,
-        progress=progress,
-        desc="align",
-    )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    train(model, tokenizer, data, ALIGN, run_dir=run_dir, seed=seed, progress=progress)
+
+
+def demo_config(out: Path, seed: int, overrides: dict | None = None) -> ExperimentConfig:
+    data = out / "world"
+    settings = {
+        "model": {"name_or_path": "(built in memory by sealft.tiny)"},
+        "data": {"path": str(data / "finetune.jsonl")},
+        "safe": {"path": str(data / "safe.jsonl")},
+        "tokenize": {"max_length": 128},
+        "train": {"lr": 3e-3, "batch_size": 16, "precision": "fp32", "device": "cpu"},
+        "finetune": DEMO_FINETUNE,
+        "eval": {
+            "benign": {"path": str(data / "eval_benign.jsonl")},
+            "safety": {"path": str(data / "eval_harmful.jsonl")},
+            "batch_size": 64,
+        },
+        "seeds": [seed],
+        "p": 0.8,
+        "output_dir": str(out / "experiment"),
+    }
+    for key, value in (overrides or {}).items():
+        node = settings
+        *sections, name = key.split(".")
+        for section in sections:
+            node = node.setdefault(section, {})
+        node[name] = value
+    return ExperimentConfig.model_validate(settings)
 
 
 def run_demo(
@@ -112,7 +140,7 @@ def run_demo(
         f"{len(world.finetune)} fine-tuning rows "
         f"({sum(r['kind'] == COMPLIANCE for r in world.finetune)} harmful compliance)"
     )
-    align(model, tokenizer, world, seed=seed, progress=progress)
+    align(model, tokenizer, world, seed=seed, progress=progress, run_dir=out / "align")
     aligned = behaviour(model, tokenizer, world)
     print(
         f"aligned tiny model: refuses {aligned['refusal_rate']:.0%} of held-out harmful "
@@ -121,44 +149,57 @@ def run_demo(
 
     data_dir = out / "world"
     data_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("finetune", "safe"):
+    for name in ("finetune", "safe", "eval_benign", "eval_harmful"):
         atomic_write(
             data_dir / f"{name}.jsonl", "".join(json.dumps(r) + "\n" for r in getattr(world, name))
         )
-    settings = {
-        "model": {"name_or_path": "(built in memory by sealft.tiny)"},
-        "data": {"path": str(data_dir / "finetune.jsonl")},
-        "safe": {"path": str(data_dir / "safe.jsonl")},
-        "tokenize": {"max_length": 128},
-        "train": {"lr": 3e-3, "batch_size": 16, "precision": "fp32"},
-        "output_dir": str(out / "select"),
-        "seed": seed,
-    }
-    for key, value in (overrides or {}).items():
-        section, _, name = key.rpartition(".")
-        (settings.setdefault(section, {}) if section else settings)[name] = value
-    cfg = SelectConfig.model_validate(settings)
-    result = run_select(cfg, overwrite=True, progress=progress, model=model, tokenizer=tokenizer)
+    cfg = demo_config(out, seed, overrides)
+    results = run_experiment(
+        cfg,
+        progress=progress,
+        base=(model, tokenizer),
+        extra_eval=lambda m, t: behaviour(m, t, world),
+        extra_eval_name=f"demo-behaviour/world-seed{seed}",
+    )
 
     harmful = {i for i, r in enumerate(world.finetune) if r["kind"] == COMPLIANCE}
-    table = result.scores.to_pydict()
-    labels = [int(i in harmful) for i in table["index"]]
-    auroc = roc_auc_score(labels, [-x for x in table["logit"]])
-    survived = sum(lab for lab, keep in zip(labels, table["selected"], strict=True) if keep)
+    table = pq.read_table(Path(cfg.output_dir) / f"seed{seed}" / "select" / "scores.parquet")
+    labels = [int(i in harmful) for i in table.column("index").to_pylist()]
+    auroc = roc_auc_score(labels, [-x for x in table.column("logit").to_pylist()])
+    survived = sum(
+        lab for lab, keep in zip(labels, table.column("selected").to_pylist(), strict=True) if keep
+    )
+    by_method = {
+        (r["method"], r["p"]): {k: v["mean"] for k, v in r["metrics"].items()}
+        for r in results["summary"]
+    }
+    full, seal = by_method[("full", None)], by_method[("seal", cfg.p_values()[0])]
+    gain = seal["refusal_rate"] - full["refusal_rate"]
+    gap = abs(seal["benign_accuracy"] - full["benign_accuracy"])
     summary = {
         "auroc": round(float(auroc), 4),
         "harmful_total": sum(labels),
         "harmful_kept": survived,
-        "kept": sum(table["selected"]),
-        "p": cfg.p,
+        "kept": sum(table.column("selected").to_pylist()),
+        "p": cfg.p_values()[0],
         "aligned": aligned,
+        "refusal_gain_seal_vs_full": round(gain, 4),
+        "accuracy_gap_seal_vs_full": round(gap, 4),
+        "targets_met": gain >= TARGET_REFUSAL_GAIN and gap <= TARGET_ACCURACY_GAP,
+        "methods": {f"{m}" if p is None else f"{m}@{p:g}": v for (m, p), v in by_method.items()},
         "seconds": round(time.time() - start, 1),
     }
     atomic_write(out / "summary.json", json.dumps(summary, indent=1))
-    print(f"selector AUROC, harmful ranked last: {summary['auroc']:.3f}")
     print(
-        f"harmful samples kept at p = {cfg.p}: {survived} of {sum(labels)} "
-        f"(kept {summary['kept']} of {len(labels)} samples)"
+        f"selector AUROC, harmful ranked last: {summary['auroc']:.3f}; harmful samples kept "
+        f"at p = {summary['p']}: {survived} of {sum(labels)}"
+    )
+    print(
+        f"SEAL vs full fine-tuning: refusal {seal['refusal_rate']:.0%} vs "
+        f"{full['refusal_rate']:.0%} ({gain * 100:+.0f} points, target >= +"
+        f"{TARGET_REFUSAL_GAIN * 100:.0f}); task accuracy {seal['benign_accuracy']:.0%} vs "
+        f"{full['benign_accuracy']:.0%} (gap {gap * 100:.0f} points, target <= "
+        f"{TARGET_ACCURACY_GAP * 100:.0f})"
     )
     print(f"done in {summary['seconds']:.0f} s; outputs in {out}/")
     return summary

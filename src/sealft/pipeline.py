@@ -41,6 +41,12 @@ def atomic_write(path: Path, data: bytes | str) -> None:
     tmp.replace(path)
 
 
+def write_parquet(path: Path, table: pa.Table) -> None:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    atomic_write(path, sink.getvalue().to_pybytes())
+
+
 def load_data(cfg: DataConfig) -> LoadedData:
     return load_samples(
         cfg.path,
@@ -54,9 +60,9 @@ def load_data(cfg: DataConfig) -> LoadedData:
     )
 
 
-def load_safe(cfg: SelectConfig) -> LoadedData:
-    """The safe set: every configured source, concatenated, exact duplicates dropped."""
-    parts = [load_data(source) for source in cfg.safe_sources()]
+def load_sources(sources: list[DataConfig]) -> LoadedData:
+    """Several sources (a safe set, demonstrations) concatenated, exact duplicates dropped."""
+    parts = [load_data(source) for source in sources]
     if len(parts) == 1:
         return parts[0]
     samples, dropped, seen = [], [], set()
@@ -110,39 +116,59 @@ def inputs_fingerprint(finetune: Encoded, safe: Encoded) -> str:
     return digest.hexdigest()
 
 
-def _prepare_run_dir(run_dir: Path, config_text: str, fingerprint: str, overwrite: bool) -> int:
-    """Create or reuse the run folder; returns the epoch to resume from (-1: nothing to do)."""
+def prepare_run_dir(
+    run_dir: Path,
+    config_text: str,
+    fingerprint: str,
+    *,
+    done_marker: str,
+    overwrite: bool = False,
+    replace_stale: bool = False,
+) -> bool:
+    """Create or reuse a run folder; True when it already holds this exact finished run.
+
+    A folder with another config or other input data is an error, unless `overwrite` (always
+    start afresh) or `replace_stale` (start afresh only when the config or data differ, as
+    `seal run` does for each of its steps). A matching unfinished run is kept for resuming.
+    """
     saved, inputs = run_dir / "config.yaml", run_dir / "inputs.sha256"
     if saved.exists() and not overwrite:
-        if saved.read_text(encoding="utf-8") != config_text:
-            raise ConfigError(
-                f"{run_dir} holds a run with a different config; choose another output_dir "
-                f"or pass --overwrite"
+        same_config = saved.read_text(encoding="utf-8") == config_text
+        same_inputs = inputs.exists() and inputs.read_text(encoding="utf-8") == fingerprint
+        if same_config and same_inputs:
+            return (run_dir / done_marker).exists()
+        if not replace_stale:
+            what = (
+                "a different config"
+                if not same_config
+                else "different data (same config, other samples)"
             )
-        if not inputs.exists() or inputs.read_text(encoding="utf-8") != fingerprint:
             raise ConfigError(
-                f"{run_dir} holds a run on different data (same config, other samples); "
-                f"choose another output_dir or pass --overwrite"
+                f"{run_dir} holds a run with {what}; choose another output_dir or pass --overwrite"
             )
-        if (run_dir / "scores.parquet").exists():
-            return -1
-        return 1 if (run_dir / "checkpoint.pt").exists() else 0
+        overwrite = True
     if overwrite and run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(inputs, fingerprint)
     atomic_write(saved, config_text)
-    return 0
+    return False
 
 
 def run_select(
-    cfg: SelectConfig, *, overwrite: bool = False, progress: bool = True, model=None, tokenizer=None
+    cfg: SelectConfig,
+    *,
+    overwrite: bool = False,
+    replace_stale: bool = False,
+    progress: bool = True,
+    model=None,
+    tokenizer=None,
 ) -> SelectResult:
     """Run `seal select`. `model`/`tokenizer` may be passed in to skip loading them."""
     cfg.check_ready()
     torch.manual_seed(cfg.seed)
     finetune = load_data(cfg.data)
-    safe = load_safe(cfg)
+    safe = load_sources(cfg.safe_sources())
     if model is None:
         model, tokenizer = load_model_and_tokenizer(
             cfg.model.name_or_path,
@@ -177,10 +203,16 @@ def run_select(
 
     run_dir = Path(cfg.output_dir)
     config_text = dump_config(cfg)
-    resume = _prepare_run_dir(run_dir, config_text, inputs_fingerprint(ft, sf), overwrite)
-    if resume < 0:
-        scores = pq.read_table(run_dir / "scores.parquet")
-        return SelectResult(run_dir, scores, dropped)
+    done = prepare_run_dir(
+        run_dir,
+        config_text,
+        inputs_fingerprint(ft, sf),
+        done_marker="scores.parquet",
+        overwrite=overwrite,
+        replace_stale=replace_stale,
+    )
+    if done:
+        return SelectResult(run_dir, pq.read_table(run_dir / "scores.parquet"), dropped)
 
     device = device_for(cfg.train.device)
     model.to(device)
@@ -208,7 +240,7 @@ def run_select(
         progress=progress,
     )
     metrics = run_dir / "metrics.jsonl"
-    if resume and (run_dir / "checkpoint.pt").exists():
+    if (run_dir / "checkpoint.pt").exists():
         trainer.load_checkpoint(run_dir / "checkpoint.pt")
         lines = (
             metrics.read_text(encoding="utf-8").splitlines(keepends=True)
@@ -246,9 +278,7 @@ def run_select(
         s.record for s in sorted(ft.samples, key=lambda s: s.index) if s.sample_id in chosen
     ]
     atomic_write(run_dir / "selected.jsonl", _jsonl(selected))
-    sink = pa.BufferOutputStream()
-    pq.write_table(scores, sink)
     # scores.parquet is written last: its presence marks a finished run.
-    atomic_write(run_dir / "scores.parquet", sink.getvalue().to_pybytes())
+    write_parquet(run_dir / "scores.parquet", scores)
     (run_dir / "checkpoint.pt").unlink(missing_ok=True)
     return SelectResult(run_dir, scores, dropped, resumed_from)

@@ -1,0 +1,118 @@
+"""The paper's baseline selections, each written as a scores table like `seal select`'s.
+
+Every ranking method (random, DSIR, the frozen model's loss) yields one logit per sample;
+the higher the logit the earlier the sample is kept. `seal finetune` then keeps the top p
+of any of them the same way, so a sweep over p keeps nested subsets.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from .bilevel import sample_losses
+from .config import DSIRConfig
+from .data import Encoded, Sample, pad_id
+from .pipeline import SCORES_SCHEMA
+from .selector import n_keep, ranking
+
+
+def scores_from_logits(
+    samples: Sequence[Sample], logits: Sequence[float], p: float, weights=None
+) -> pa.Table:
+    """A scores table (the schema of `seal select`) in input order."""
+    t = torch.tensor(list(logits), dtype=torch.float64)
+    ranks = ranking(t) if len(t) else torch.empty(0, dtype=torch.long)
+    keep = n_keep(len(t), p) if len(t) else 0
+    table = pa.Table.from_pydict(
+        {
+            "sample_id": [s.sample_id for s in samples],
+            "index": [s.index for s in samples],
+            "logit": t.tolist(),
+            "weight": list(weights) if weights is not None else [1.0] * len(t),
+            "rank": ranks.tolist(),
+            "selected": (ranks <= keep).tolist(),
+        },
+        schema=SCORES_SCHEMA,
+    )
+    return table.sort_by("index")
+
+
+def random_scores(samples: Sequence[Sample], seed: int, p: float) -> pa.Table:
+    """A uniformly random order: the top p of it is a uniformly random p of the data."""
+    gen = torch.Generator().manual_seed(seed)
+    return scores_from_logits(samples, torch.rand(len(samples), generator=gen).tolist(), p)
+
+
+def text_of(sample: Sample) -> str:
+    """What DSIR's n-gram features see: every prompt turn and the response, as plain text."""
+    return "\n".join([m["content"] for m in sample.prompt] + [sample.response])
+
+
+def dsir_scores(
+    samples: Sequence[Sample],
+    target: Sequence[Sample],
+    *,
+    seed: int,
+    p: float,
+    settings: DSIRConfig,
+    workdir: str | Path | None = None,
+) -> pa.Table:
+    """DSIR (Xie et al. 2023) with the safe set as the target distribution.
+
+    The `data-selection` package fits the hashed n-gram models and computes each sample's
+    log importance weight. Its `resample` keeps the top k of log-weight + Gumbel noise
+    (sampling without replacement); the same rule is applied here with a seeded generator
+    instead of NumPy's global state, so the choice is reproducible and nested across p.
+    """
+    from data_selection import HashedNgramDSIR
+
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        raw, tgt = Path(tmp) / "raw.jsonl", Path(tmp) / "target.jsonl"
+        for path, rows in ((raw, samples), (tgt, target)):
+            path.write_text(
+                "".join(json.dumps({"text": text_of(s)}) + "\n" for s in rows), encoding="utf-8"
+            )
+        dsir = HashedNgramDSIR(
+            [str(raw)],
+            [str(tgt)],
+            cache_dir=str(Path(tmp) / "cache"),
+            num_proc=1,
+            ngrams=settings.ngrams,
+            num_buckets=settings.num_buckets,
+            # The package skips examples under 100 words by default: instruction data is
+            # mostly shorter than that, and every sample must get a weight.
+            min_example_length=0,
+        )
+        dsir.fit_importance_estimator(num_tokens_to_fit="all")
+        dsir.compute_importance_weights()
+        log_w = np.load(dsir.log_importance_weights_dir / "0.npy")
+    if len(log_w) != len(samples):
+        raise RuntimeError(f"DSIR returned {len(log_w)} weights for {len(samples)} samples")
+    gumbel = np.random.default_rng(seed).gumbel(size=len(log_w))
+    return scores_from_logits(samples, (log_w + gumbel).tolist(), p)
+
+
+def frozen_loss_scores(
+    model, tokenizer, data: Encoded, *, p: float, batch_size: int, device, precision: str
+) -> pa.Table:
+    """Rank by the aligned model's own loss on each sample, lowest loss first.
+
+    The ablation the paper's reviewers asked for: is a learned selector any better than
+    asking the aligned model how surprising each answer is?
+    """
+    losses = sample_losses(
+        model,
+        data,
+        pad=pad_id(tokenizer),
+        batch_size=batch_size,
+        device=device,
+        precision=precision,
+    )
+    return scores_from_logits(data.samples, (-losses.double()).tolist(), p)
