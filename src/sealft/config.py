@@ -357,7 +357,8 @@ class ExperimentConfig(_Strict):
             tokenize=self.tokenize,
             selector=self.selector,
             train=self.train,
-            p=self.p_values()[-1],
+            # The fine-tunes apply their own p to the scores; leaving the selector's p at its
+            # default keeps a change of p (or of the sweep) from re-training the selector.
             seed=seed,
             output_dir=str(Path(self.output_dir) / f"seed{seed}" / "select"),
         )

@@ -114,8 +114,14 @@ def _iter_json_array(path: Path) -> Iterator[Row]:
     decoder = json.JSONDecoder()
     ws = re.compile(r"\s*")
 
+    # Positions only move forward, so newlines are counted once, incrementally: counting
+    # from the start for every record made large files quadratic.
+    seen = {"pos": 0, "line": 1}
+
     def line_of(pos: int) -> int:
-        return text.count("\n", 0, pos) + 1
+        seen["line"] += text.count("\n", seen["pos"], pos)
+        seen["pos"] = pos
+        return seen["line"]
 
     pos = ws.match(text, 0).end()
     if pos >= len(text) or text[pos] != "[":
