@@ -5,7 +5,7 @@ import random
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import shared_file, write_jsonl
+from conftest import alpaca_rows, shared_file, write_jsonl
 from transformers import AutoTokenizer
 
 from sealft.data import DataError, encode, load_samples, parse_hh, read_rows, sample_id
@@ -165,3 +165,11 @@ def test_shared_files_load():
         fields={"instruction": "goal", "output": "response"},
     )
     assert len(jbb.samples) == 687
+
+
+def test_skip_and_limit_take_a_slice(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", alpaca_rows(10))
+    loaded = load_samples(path, skip=7, limit=5)
+    assert [s.index for s in loaded.samples] == [7, 8, 9]
+    with pytest.raises(DataError, match="no records left after skipping 10"):
+        load_samples(path, skip=10)

@@ -337,6 +337,19 @@ def test_safe_set_from_several_sources(tmp_path, tiny_model_dir, files):
     )
     from sealft.pipeline import load_sources
 
-    loaded = load_sources(load_config(SelectConfig, cfg).safe_sources())
+    loaded = load_sources(load_config(SelectConfig, cfg).safe)
     assert len(loaded.samples) == 6 + 5  # the repeated file adds nothing
     assert pq.read_table(tmp_path / "run" / "scores.parquet").num_rows == 16
+
+
+def test_several_data_sources_concatenate_with_running_indices(tmp_path):
+    from sealft.config import DataConfig
+    from sealft.pipeline import load_sources
+
+    a = write_jsonl(tmp_path / "a.jsonl", alpaca_rows(3))
+    rows_b = alpaca_rows(2, prefix="job") + [alpaca_rows(3)[1]]  # the last repeats a's row 1
+    b = write_jsonl(tmp_path / "b.jsonl", rows_b)
+    loaded = load_sources([DataConfig(path=str(a)), DataConfig(path=str(b))])
+    assert [s.index for s in loaded.samples] == [0, 1, 2, 3, 4]
+    assert [(d.index, d.reason) for d in loaded.dropped] == [(5, "duplicate")]
+    assert loaded.source == f"{a} + {b}"

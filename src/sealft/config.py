@@ -35,13 +35,23 @@ class DataConfig(_Strict):
         default_factory=dict,
         description="map format fields to source columns, e.g. {input: context, output: response}",
     )
-    limit: int | None = Field(None, ge=1, description="use only the first N records")
+    skip: int = Field(0, ge=0, description="skip the first N records (e.g. to hold out a split)")
+    limit: int | None = Field(None, ge=1, description="use only the first N records (after skip)")
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
         if self.path is not None and self.hub is not None:
             raise ValueError("give either path or hub, not both")
         return self
+
+
+Sources = DataConfig | list[DataConfig]
+
+
+def as_list(sources: Sources | None) -> list[DataConfig]:
+    if sources is None:
+        return []
+    return sources if isinstance(sources, list) else [sources]
 
 
 class ModelConfig(_Strict):
@@ -138,8 +148,11 @@ class SelectConfig(_Strict):
     """Everything `seal select` needs."""
 
     model: ModelConfig = Field(default_factory=ModelConfig)
-    data: DataConfig = Field(default_factory=DataConfig, description="the fine-tuning data")
-    safe: DataConfig | list[DataConfig] = Field(
+    data: Sources = Field(
+        default_factory=DataConfig,
+        description="the fine-tuning data; a YAML list of sources is concatenated",
+    )
+    safe: Sources = Field(
         default_factory=DataConfig,
         description="the trusted safe set; a YAML list of sources is concatenated. Mix "
         "refusals with good answers to ordinary requests: on the section-6 mixture that took "
@@ -153,16 +166,13 @@ class SelectConfig(_Strict):
     seed: int = Field(0, description="seed of every random choice")
     output_dir: str = Field("runs/select", description="run folder for every output")
 
-    def safe_sources(self) -> list[DataConfig]:
-        return self.safe if isinstance(self.safe, list) else [self.safe]
-
     def check_ready(self) -> None:
         missing = [
             k
             for k, v in (
                 ("model.name_or_path", self.model.name_or_path),
-                ("data", self.data.path or self.data.hub),
-                ("safe", all(s.path or s.hub for s in self.safe_sources())),
+                ("data", all(s.path or s.hub for s in as_list(self.data))),
+                ("safe", all(s.path or s.hub for s in as_list(self.safe))),
             )
             if not v
         ]
@@ -173,15 +183,6 @@ class SelectConfig(_Strict):
                     m if m.startswith("model") else f"{m}.path (or {m}.hub)" for m in missing
                 )
             )
-
-
-Sources = DataConfig | list[DataConfig]
-
-
-def as_list(sources: Sources | None) -> list[DataConfig]:
-    if sources is None:
-        return []
-    return sources if isinstance(sources, list) else [sources]
 
 
 class FinetuneTrainConfig(_Strict):
@@ -231,7 +232,10 @@ class FinetuneConfig(_Strict):
     """Everything `seal finetune` needs."""
 
     model: ModelConfig = Field(default_factory=ModelConfig)
-    data: DataConfig = Field(default_factory=DataConfig, description="the fine-tuning data")
+    data: Sources = Field(
+        default_factory=DataConfig,
+        description="the fine-tuning data; a YAML list of sources is concatenated",
+    )
     selection: SelectionConfig = Field(default_factory=SelectionConfig)
     extra: Sources | None = Field(
         None,
@@ -253,7 +257,7 @@ class FinetuneConfig(_Strict):
             k
             for k, v in (
                 ("model.name_or_path", self.model.name_or_path),
-                ("data.path (or data.hub)", self.data.path or self.data.hub),
+                ("data.path (or data.hub)", all(s.path or s.hub for s in as_list(self.data))),
             )
             if not v
         ]
@@ -311,7 +315,10 @@ class ExperimentConfig(_Strict):
         description="train the selector with this (smaller) model instead, and transfer "
         "its selection to `model` through sample IDs",
     )
-    data: DataConfig = Field(default_factory=DataConfig, description="the fine-tuning data")
+    data: Sources = Field(
+        default_factory=DataConfig,
+        description="the fine-tuning data; a YAML list of sources is concatenated",
+    )
     safe: Sources = Field(default_factory=DataConfig, description="the trusted safe set")
     lora: LoraSettings = Field(default_factory=LoraSettings)
     tokenize: TokenizeConfig = Field(default_factory=TokenizeConfig)

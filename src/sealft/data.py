@@ -375,6 +375,7 @@ def load_samples(
     hub_config: str | None = None,
     split: str = "train",
     revision: str | None = None,
+    skip: int = 0,
     limit: int | None = None,
 ) -> LoadedData:
     """Load a data set as `Sample`s.
@@ -387,8 +388,9 @@ def load_samples(
     source = str(path) if path is not None else f"hub:{hub}"
     if not rows:
         raise DataError(f"{source}: no records")
-    if limit is not None:
-        rows = rows[:limit]
+    rows = rows[skip : None if limit is None else skip + limit]
+    if not rows:
+        raise DataError(f"{source}: no records left after skipping {skip}")
     fmt = format
     if fmt == "auto":
         if fields:

@@ -27,12 +27,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .baselines import dsir_scores, frozen_loss_scores, random_scores
-from .config import SELECTING, ExperimentConfig, FinetuneConfig, ModelConfig, as_list, dump_config
+from .config import SELECTING, ExperimentConfig, FinetuneConfig, ModelConfig, dump_config
 from .data import Sample, encode
 from .evaluation import heldout_loss
 from .finetune import run_finetune
 from .modeling import device_for, load_model_and_tokenizer
-from .pipeline import atomic_write, load_data, load_sources, run_select, write_parquet
+from .pipeline import atomic_write, load_sources, run_select, write_parquet
 
 ExtraEval = Callable[[object, object], dict[str, float]]
 
@@ -120,8 +120,8 @@ def _run_experiment(
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "config.yaml", dump_config(cfg))
-    data = load_data(cfg.data)
-    safe = load_sources(as_list(cfg.safe))
+    data = load_sources(cfg.data)
+    safe = load_sources(cfg.safe)
     models = _Models(cfg.model, base)
     selector_models = (
         _Models(cfg.selector_model, selector_base) if cfg.selector_model is not None else models
@@ -141,7 +141,7 @@ def _run_experiment(
         )
 
     eval_sets = {
-        name: encode_all(load_sources(as_list(sources)).samples)
+        name: encode_all(load_sources(sources).samples)
         for name, sources in (("benign", cfg.eval.benign), ("safety", cfg.eval.safety))
         if sources is not None
     }
@@ -240,6 +240,7 @@ def _run_experiment(
         if frozen is not None:
             scores["frozen-loss"] = frozen
         if {"seal", "seal+safeinstr", "seal-soft"} & set(cfg.methods):
+            print(f"seed {seed}: selector", flush=True)
             model, sel_tok = selector_models.fresh()
             select = run_select(
                 cfg.select_config(seed),
@@ -284,6 +285,7 @@ def _run_experiment(
         for method in cfg.methods:
             for p in cfg.p_values() if method in SELECTING else [None]:
                 ft_cfg = _finetune_config(cfg, method, p, seed, scores, seed_dir)
+                print(f"seed {seed}: {run_label(method, p)}", flush=True)
                 model, _ = models.fresh()
                 result = run_finetune(
                     ft_cfg, replace_stale=True, progress=progress, model=model, tokenizer=tokenizer
@@ -335,7 +337,7 @@ def _finetune_config(
     return FinetuneConfig.model_validate(
         {
             "model": cfg.model.model_dump(),
-            "data": cfg.data.model_dump(),
+            "data": _dump(cfg.data),
             "selection": selection,
             "extra": None if extra is None else _dump(extra),
             "extra_count": cfg.safeinstr.count if extra is not None else None,

@@ -23,10 +23,10 @@ import pyarrow.parquet as pq
 import torch
 
 from .bilevel import per_sample_loss
-from .config import ConfigError, FinetuneConfig, FinetuneTrainConfig, as_list, dump_config
+from .config import ConfigError, FinetuneConfig, FinetuneTrainConfig, dump_config
 from .data import DataError, Encoded, Sample, collate, encode, pad_id
 from .modeling import add_lora, bf16_supported, device_for, load_model_and_tokenizer
-from .pipeline import atomic_write, load_data, load_sources, prepare_run_dir
+from .pipeline import atomic_write, load_sources, prepare_run_dir
 from .selector import n_keep
 
 REQUIRED_SCORE_COLUMNS = ("sample_id", "rank", "weight")
@@ -269,7 +269,7 @@ def run_finetune(
     """Run `seal finetune`. `model`/`tokenizer` may be passed in (the base to train)."""
     cfg.check_ready()
     start = time.time()
-    loaded = load_data(cfg.data)
+    loaded = load_sources(cfg.data)
     samples, weights = loaded.samples, None
     if cfg.selection.scores:
         scores_path = Path(cfg.selection.scores)
@@ -284,7 +284,7 @@ def run_finetune(
     n_selected = len(samples)
     extra = []
     if cfg.extra is not None:
-        extra = subset(load_sources(as_list(cfg.extra)).samples, cfg.extra_count, cfg.seed)
+        extra = subset(load_sources(cfg.extra).samples, cfg.extra_count, cfg.seed)
         chosen = {s.sample_id for s in samples}
         extra = [s for s in extra if s.sample_id not in chosen]
     samples = samples + extra

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import torch
 
 from .bilevel import BilevelTrainer, adapter_names, jsonl_logger
-from .config import ConfigError, DataConfig, SelectConfig, dump_config
+from .config import ConfigError, DataConfig, SelectConfig, as_list, dump_config
 from .data import Dropped, Encoded, LoadedData, encode, load_samples, pad_id
 from .modeling import add_lora, device_for, load_model_and_tokenizer
 from .selector import Selector, n_keep, ranking
@@ -56,22 +56,30 @@ def load_data(cfg: DataConfig) -> LoadedData:
         hub_config=cfg.hub_config,
         split=cfg.split,
         revision=cfg.revision,
+        skip=cfg.skip,
         limit=cfg.limit,
     )
 
 
-def load_sources(sources: list[DataConfig]) -> LoadedData:
-    """Several sources (a safe set, demonstrations) concatenated, exact duplicates dropped."""
-    parts = [load_data(source) for source in sources]
+def load_sources(sources: DataConfig | list[DataConfig]) -> LoadedData:
+    """One source, or several concatenated with exact duplicates across them dropped.
+
+    `index` counts rows through the concatenation, so it stays unique: the second file's
+    first row follows the first file's last.
+    """
+    parts = [load_data(source) for source in as_list(sources)]
     if len(parts) == 1:
         return parts[0]
-    samples, dropped, seen = [], [], set()
+    samples, dropped, seen, offset = [], [], set(), 0
     for part in parts:
-        dropped += part.dropped
+        dropped += [replace(d, index=d.index + offset) for d in part.dropped]
         for s in part.samples:
-            if s.sample_id not in seen:
-                seen.add(s.sample_id)
-                samples.append(s)
+            if s.sample_id in seen:
+                dropped.append(Dropped(s.sample_id, s.index + offset, "duplicate"))
+                continue
+            seen.add(s.sample_id)
+            samples.append(replace(s, index=s.index + offset))
+        offset += 1 + max((x.index for x in [*part.samples, *part.dropped]), default=-1)
     return LoadedData(samples, dropped, " + ".join(p.source for p in parts))
 
 
@@ -167,8 +175,8 @@ def run_select(
     """Run `seal select`. `model`/`tokenizer` may be passed in to skip loading them."""
     cfg.check_ready()
     torch.manual_seed(cfg.seed)
-    finetune = load_data(cfg.data)
-    safe = load_sources(cfg.safe_sources())
+    finetune = load_sources(cfg.data)
+    safe = load_sources(cfg.safe)
     if model is None:
         model, tokenizer = load_model_and_tokenizer(
             cfg.model.name_or_path,
