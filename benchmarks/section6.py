@@ -144,11 +144,8 @@ def smollm_gguf() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-def mixture(seed: int = 0):
-    """(align, finetune, labels, safe, spare) sample lists, drawn disjointly with a fixed seed.
-
-    `spare` holds 200 further Alpaca rows for safe sets that mix in benign answers.
-    """
+def _shuffled(seed: int):
+    """Alpaca, SafeInstr and jailbroken JailbreakBench samples, each in a seeded order."""
     rng = random.Random(seed)
     alpaca = load_samples(SHARED / "benign" / "alpaca_subset.json").samples
     safe = load_samples(SHARED / "safe" / "safety_only_data_Instructions.json").samples
@@ -160,6 +157,15 @@ def mixture(seed: int = 0):
     rng.shuffle(alpaca)
     rng.shuffle(safe)
     rng.shuffle(jbb)
+    return rng, alpaca, safe, jbb
+
+
+def mixture(seed: int = 0):
+    """(align, finetune, labels, safe, spare) sample lists, drawn disjointly with a fixed seed.
+
+    `spare` holds 200 further Alpaca rows for safe sets that mix in benign answers.
+    """
+    rng, alpaca, safe, jbb = _shuffled(seed)
     align = safe[:400] + alpaca[:400]
     finetune = alpaca[400:700] + jbb[:100]
     labels = [0] * 300 + [1] * 100
@@ -167,6 +173,12 @@ def mixture(seed: int = 0):
     rng.shuffle(order)
     ft = [finetune[i] for i in order]
     return align, ft, [labels[i] for i in order], safe[400:800], alpaca[700:900]
+
+
+def held_out(seed: int = 0):
+    """(benign, safety): 100 Alpaca and 100 SafeInstr rows that `mixture` never uses."""
+    _, alpaca, safe, _ = _shuffled(seed)
+    return alpaca[900:1000], safe[800:900]
 
 
 def advbench_prompts(n: int = 48) -> list[str]:
