@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -212,3 +213,36 @@ def test_cli_finetune_soft_weights(tmp_path, tiny_model_dir, select_run, capsys)
         r["sample_id"]: r["weight"] for r in pq.read_table(run / "scores.parquet").to_pylist()
     }
     assert {r["sample_id"]: r["weight"] for r in trained} == pytest.approx(weights)
+
+
+def test_a_stopped_run_resumes_from_its_last_checkpoint(tmp_path, tiny_model_dir):
+    data = write_jsonl(tmp_path / "data.jsonl", alpaca_rows(16))
+    cfg = _ft_config(
+        tmp_path,
+        tiny_model_dir,
+        data,
+        train={**FAST_TRAIN, "save_steps": 2, "lr": 1e-2, "logging_steps": 1},
+    )
+    whole = ft.run_finetune(cfg, progress=False)
+    assert whole.summary["steps"] == 4
+    out = whole.run_dir
+    final = {n: p.detach().clone() for n, p in whole.model.named_parameters() if "lora_" in n}
+    # Stopped after step 2: the last checkpoint and every final output are missing.
+    shutil.rmtree(out / "checkpoints" / "checkpoint-4")
+    shutil.rmtree(out / "adapter")
+    (out / "result.json").unlink()
+    calls = []
+    orig = ft.train
+    ft.train = lambda *a, **k: calls.append(1) or orig(*a, **k)
+    try:
+        resumed = ft.run_finetune(cfg, progress=False)
+    finally:
+        ft.train = orig
+    assert calls == [1] and resumed.summary["steps"] == 4
+    logged = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in logged if "loss" in r]
+    # The second run trained steps 3 and 4 only, and their first logs were forgotten.
+    assert steps == [1, 2, 3, 4] and len(logged) == 5
+    for n, p in resumed.model.named_parameters():
+        if "lora_" in n:
+            assert torch.allclose(p, final[n], atol=1e-6), n

@@ -227,8 +227,13 @@ def train(
         callbacks=[_JsonlLog(run_dir / "metrics.jsonl")],
     )
     _quiet_logs(trainer)
-    resume = checkpoints.exists() and any(checkpoints.glob("checkpoint-*"))
-    output = trainer.train(resume_from_checkpoint=True if resume else None)
+    saved = sorted(int(c.name.split("-")[1]) for c in checkpoints.glob("checkpoint-*"))
+    metrics = run_dir / "metrics.jsonl"
+    if saved and metrics.exists():
+        # Resuming at the last checkpoint: forget what was logged after it.
+        lines = metrics.read_text(encoding="utf-8").splitlines(keepends=True)
+        atomic_write(metrics, "".join(x for x in lines if json.loads(x)["step"] <= saved[-1]))
+    output = trainer.train(resume_from_checkpoint=True if saved else None)
     return {"train_loss": output.training_loss, "steps": output.global_step}
 
 
