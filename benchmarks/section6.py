@@ -30,10 +30,10 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from sealft.bilevel import BilevelTrainer, adapter_names, sample_losses
-from sealft.config import FinetuneTrainConfig, SelectorConfig, TrainConfig
+from sealft.config import FinetuneTrainConfig, GenerationConfig, SelectorConfig, TrainConfig
 from sealft.data import Sample, encode, load_samples, pad_id
-from sealft.demo import generate
 from sealft.finetune import train
+from sealft.generation import generate
 from sealft.modeling import add_lora, device_for, load_model_and_tokenizer
 from sealft.selector import n_keep, ranking
 
@@ -190,7 +190,7 @@ def advbench_prompts(n: int = 48) -> list[str]:
 
 def refusals(model, tok, prompts: list[str]) -> int:
     """Refusals among greedy answers (40 tokens), by the refusal-phrase rule of §6."""
-    answers = generate(model, tok, prompts, max_new_tokens=40, batch_size=16)
+    answers = generate(model, tok, prompts, GenerationConfig(max_new_tokens=40, batch_size=16))
     return sum(any(p.lower() in a.lower() for p in REFUSAL_PHRASES) for a in answers)
 
 

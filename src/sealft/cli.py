@@ -9,6 +9,7 @@ import warnings
 
 from .config import (
     ConfigError,
+    EvalRunConfig,
     ExperimentConfig,
     FinetuneConfig,
     SelectConfig,
@@ -54,10 +55,21 @@ RUN_FLAGS = {
     "--safe": ("safe.path", "safe data file"),
     "--output-dir": ("output_dir", "experiment folder"),
 }
+EVAL_FLAGS = {
+    "--model": ("model.name_or_path", "model: Hub id, local folder or .gguf file"),
+    "--adapter": ("adapter", "LoRA adapter folder to load on the model (e.g. runs/ft/adapter)"),
+    "--reference": ("reference", "answers.jsonl of another seal eval run, for the win rate"),
+    "--judge-model": ("eval.judge.model", "judge: endpoint model name or local model"),
+    "--judge-url": ("eval.judge.base_url", "judge: OpenAI-compatible base URL"),
+    "--judge-kind": ("eval.judge.kind", "judge: openai (an endpoint) or hf (a local model)"),
+    "--max-new-tokens": ("eval.generation.max_new_tokens", "longest answer in tokens"),
+    "--output-dir": ("output_dir", "folder for results.json and answers.jsonl"),
+}
 COMMANDS = {
     "select": (SelectConfig, SELECT_FLAGS),
     "finetune": (FinetuneConfig, FINETUNE_FLAGS),
     "run": (ExperimentConfig, RUN_FLAGS),
+    "eval": (EvalRunConfig, EVAL_FLAGS),
 }
 
 
@@ -136,6 +148,37 @@ def build_parser() -> argparse.ArgumentParser:
         "Methods: full, random, dsir, safeinstr, seal, seal+safeinstr, frozen-loss, "
         "seal-soft. Re-running skips every step whose settings are unchanged.",
     )
+    ev = _config_parser(
+        sub,
+        "eval",
+        "safety and utility of a model: refusals, over-refusals, loss, win rate",
+        "Answer prompt sets by batched generation (greedy; --sampling for the paper's "
+        "temperature 1.0, top-p 0.9, repetition penalty 1.2) and report the refusal rate on "
+        "harmful sets and the over-refusal rate on benign ones (per category when the set "
+        "has categories), with the refusal detector's version. eval.benign / eval.safety "
+        "data add held-out loss and perplexity; --reference with a judge adds the win rate "
+        "against another run's answers, each pair judged in both orders. Writes "
+        "results.json and answers.jsonl.",
+    )
+    ev.add_argument(
+        "--harmful",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="harmful prompt set (file or folder), should be refused; repeatable",
+    )
+    ev.add_argument(
+        "--benign",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="benign prompt set (file or folder), should be answered; repeatable",
+    )
+    ev.add_argument(
+        "--sampling",
+        action="store_true",
+        help="sample with the paper's settings instead of greedy decoding",
+    )
     _demo_parser(sub)
     return parser
 
@@ -156,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
             return _finetune(args)
         if args.command == "run":
             return _run(args)
+        if args.command == "eval":
+            return _eval(args)
         if args.command == "demo":
             from .demo import run_demo
 
@@ -208,6 +253,37 @@ def _run(args) -> int:
         shutil.rmtree(Path(cfg.output_dir), ignore_errors=True)
     run_experiment(cfg, progress=not args.no_progress)
     print(f"results in {cfg.output_dir}/results.json and results.md")
+    return 0
+
+
+def _eval(args) -> int:
+    from .config import PromptSetConfig
+    from .evaluation import run_eval
+
+    cfg = _load(args)
+    extra = [PromptSetConfig(path=p, kind="harmful") for p in args.harmful]
+    extra += [PromptSetConfig(path=p, kind="benign") for p in args.benign]
+    cfg.eval.prompt_sets = cfg.eval.prompt_sets + extra
+    if args.sampling:
+        cfg.eval.generation.sampling = True
+    report = run_eval(cfg, progress=not args.no_progress)
+    for name, result in report["prompt_sets"].items():
+        metric = "refusal_rate" if result["kind"] == "harmful" else "over_refusal_rate"
+        print(f"{name:<28} {result['kind']:<8} {metric:<18} {result[metric]:6.1%}")
+    for key in ("benign_loss", "benign_ppl", "safety_loss"):
+        if key in report["metrics"]:
+            print(f"{key:<28} {report['metrics'][key]:.4f}")
+    if "win_rate" in report:
+        w = report["win_rate"]
+        rate = "n/a" if w["win_rate"] is None else f"{w['win_rate']:.1f}%"
+        print(
+            f"win rate vs reference: {rate} ({w['wins']} wins, {w['ties']} ties, "
+            f"{w['losses']} losses, {w['unparseable']} unparseable, {w['errors']} errors)"
+        )
+    print(
+        f"detector {report['detector']['name']} v{report['detector']['version']}; "
+        f"outputs in {cfg.output_dir}/"
+    )
     return 0
 
 

@@ -294,6 +294,62 @@ class DSIRConfig(_Strict):
     num_buckets: int = Field(10000, ge=16, description="hash buckets of the n-gram features")
 
 
+class GenerationConfig(_Strict):
+    max_new_tokens: int = Field(128, ge=1, description="longest answer, in tokens")
+    batch_size: int = Field(16, ge=1, description="prompts per generate call (left-padded)")
+    sampling: bool = Field(
+        False,
+        description="sample with temperature/top_p/repetition_penalty (the paper's settings: "
+        "1.0, 0.9, 1.2); false: greedy",
+    )
+    temperature: float = Field(1.0, gt=0, description="sampling temperature")
+    top_p: float = Field(0.9, gt=0, le=1, description="nucleus sampling mass")
+    repetition_penalty: float = Field(1.2, gt=0, description="repetition penalty")
+    seed: int = Field(0, description="sampling seed")
+
+
+class PromptSetConfig(_Strict):
+    path: str = Field(
+        description="a prompt file (.csv, .json, .jsonl, .parquet, the {instructions: [...]} "
+        "JSON of safety-tuned-llamas) or a folder of them (each file a category)"
+    )
+    kind: Literal["harmful", "benign"] = Field(
+        description="harmful: should be refused (refusal rate); benign: should be answered "
+        "(over-refusal rate)"
+    )
+    name: str | None = Field(None, description="name in the results (default: the file name)")
+    prompt_field: str | None = Field(
+        None,
+        description="column holding the prompt (default: the first of prompt, "
+        "instruction, goal, behavior, question, text)",
+    )
+    category_field: str | None = Field(
+        None,
+        description="column holding a category (default: category, or Do-Not-Answer's intents)",
+    )
+    limit: int | None = Field(None, ge=1, description="use only the first N prompts")
+
+
+class JudgeConfig(_Strict):
+    kind: Literal["openai", "hf"] = Field(
+        "openai",
+        description="openai: any OpenAI-compatible chat endpoint (OpenAI, vLLM, llama.cpp's "
+        "server); hf: a local Hugging Face model",
+    )
+    model: str = Field(description="endpoint model name, or the local model's Hub id / folder")
+    base_url: str = Field("https://api.openai.com/v1", description="endpoint base URL")
+    api_key_env: str = Field(
+        "OPENAI_API_KEY",
+        description="environment variable holding the API key (may be unset for local servers)",
+    )
+    timeout: float = Field(60.0, gt=0, description="seconds to wait for one verdict")
+    retries: int = Field(2, ge=0, description="retries after a failed request")
+    max_tokens: int = Field(16, ge=1, description="verdict length limit")
+    cache: str | None = Field(
+        None, description="JSONL cache of verdicts (default: judgments.jsonl in the output folder)"
+    )
+
+
 class EvalConfig(_Strict):
     benign: Sources | None = Field(
         None, description="held-out benign data: loss and perplexity of its responses"
@@ -304,6 +360,48 @@ class EvalConfig(_Strict):
         "answering safely, lower is safer",
     )
     batch_size: int = Field(16, ge=1, description="samples per evaluation forward pass")
+    prompt_sets: list[PromptSetConfig] = Field(
+        default_factory=list,
+        description="prompts to answer: refusal rate on harmful sets, over-refusal on benign",
+    )
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    detector: str = Field(
+        "phrases",
+        description="refusal detector: phrases (sealft's pinned phrase list) or "
+        "'module:attribute' of your own (an object with name, version, describe() and "
+        "is_refusal(text))",
+    )
+    judge: JudgeConfig | None = Field(
+        None, description="pairwise judge for win rates on the benign prompt sets"
+    )
+
+
+class EvalRunConfig(_Strict):
+    """Everything `seal eval` needs."""
+
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    adapter: str | None = Field(None, description="a LoRA adapter folder to load on the model")
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    tokenize: TokenizeConfig = Field(default_factory=TokenizeConfig)
+    reference: str | None = Field(
+        None,
+        description="answers.jsonl of another `seal eval` run: the judge compares this "
+        "model's answers with those (win rate)",
+    )
+    device: str = Field("auto", description="auto, cpu, cuda, ...")
+    precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="loss precision")
+    output_dir: str = Field("runs/eval", description="folder for results.json and answers")
+
+    def check_ready(self) -> None:
+        if not self.model.name_or_path:
+            raise ConfigError("missing required setting: model.name_or_path")
+        if not (self.eval.prompt_sets or self.eval.benign or self.eval.safety):
+            raise ConfigError(
+                "nothing to evaluate: give eval.prompt_sets (or --harmful/--benign) or "
+                "eval.benign / eval.safety data"
+            )
+        if self.reference and self.eval.judge is None:
+            raise ConfigError("reference answers given but no eval.judge to compare them")
 
 
 class ExperimentConfig(_Strict):
@@ -452,9 +550,15 @@ def describe(cls: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, str,
                 yield f"{prefix}{name}", "(section)", info.description
             yield from describe(section, f"{prefix}{name}.")
             continue
-        default = info.get_default(call_default_factory=True)
-        yield (
-            f"{prefix}{name}",
-            yaml.safe_dump(default, default_flow_style=True).strip().removesuffix("\n..."),
-            info.description or "",
-        )
+        if info.is_required():
+            shown = "(required)"
+        else:
+            default = info.get_default(call_default_factory=True)
+            if isinstance(default, BaseModel):
+                default = default.model_dump(mode="json")
+            elif isinstance(default, list):
+                default = [
+                    d.model_dump(mode="json") if isinstance(d, BaseModel) else d for d in default
+                ]
+            shown = yaml.safe_dump(default, default_flow_style=True).strip().removesuffix("\n...")
+        yield f"{prefix}{name}", shown, info.description or ""

@@ -125,8 +125,16 @@ def _iter_json_array(path: Path) -> Iterator[Row]:
 
     pos = ws.match(text, 0).end()
     if pos >= len(text) or text[pos] != "[":
-        # A .json file holding JSON lines is common enough to accept.
         if pos < len(text) and text[pos] == "{":
+            # One JSON object (possibly spread over many lines) is one record; otherwise
+            # a .json file holding JSON lines is common enough to accept.
+            try:
+                record, end = decoder.raw_decode(text, pos)
+            except json.JSONDecodeError:
+                record, end = None, pos
+            if record is not None and ws.match(text, end).end() == len(text):
+                yield Row(0, record, Location(str(path), line_of(pos)))
+                return
             yield from _iter_jsonl(path)
             return
         raise DataError(f"{path}:{line_of(pos)}: expected a JSON array of objects")

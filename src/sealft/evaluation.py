@@ -1,18 +1,32 @@
-"""Offline evaluation of a fine-tuned model: held-out loss on a benign and a safety split.
+"""Safety and utility of a model, offline: refusals, over-refusals, held-out loss.
 
-benign: the loss (and perplexity) of good answers to ordinary requests; utility.
-safety: the loss of safe answers (refusals) to harmful requests; the lower, the more the
-model still prefers to refuse.
+- Prompt sets are answered by batched generation and each answer goes through the refusal
+  detector: the refusal rate on harmful sets (higher is safer), the over-refusal rate on
+  benign sets (lower is more useful), per category where the set has categories.
+- Held-out loss: `benign` (the loss and perplexity of good answers to ordinary requests)
+  and `safety` (the loss of safe answers, refusals, to harmful requests: the lower, the
+  more the model still prefers to refuse).
+Win rates need a second model's answers and a judge: see `judge.py` and `seal eval`.
 """
 
 from __future__ import annotations
 
+import json
 import math
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
 from .bilevel import sample_losses
-from .data import Encoded, pad_id
+from .config import ConfigError, EvalConfig, EvalRunConfig, TokenizeConfig
+from .data import DataError, Encoded, encode, pad_id
+from .detector import get_detector
+from .generation import generate
+from .judge import JudgmentCache, make_judge, win_rate
+from .modeling import device_for, load_model_and_tokenizer
+from .pipeline import atomic_write, load_sources
+from .prompts import PromptSet, load_prompt_set
 
 
 def heldout_loss(
@@ -33,3 +47,198 @@ def heldout_loss(
     )
     mean = float((losses * tokens).sum() / tokens.sum())
     return {"loss": mean, "ppl": math.exp(min(mean, 50.0))}
+
+
+def refusal_metrics(sets: list[PromptSet], answers: dict[str, list[str]], detector) -> dict:
+    """Per set: the rate of refusals (harmful) or over-refusals (benign), by category."""
+    out = {}
+    for ps in sets:
+        flags = [detector.is_refusal(a) for a in answers[ps.name]]
+        by_category: dict[str, list[bool]] = {}
+        for prompt, flag in zip(ps.prompts, flags, strict=True):
+            if prompt.category:
+                by_category.setdefault(prompt.category, []).append(flag)
+        metric = "refusal_rate" if ps.kind == "harmful" else "over_refusal_rate"
+        out[ps.name] = {
+            "kind": ps.kind,
+            "prompts": len(flags),
+            metric: sum(flags) / len(flags),
+            "by_category": {
+                cat: {"prompts": len(v), metric: sum(v) / len(v)}
+                for cat, v in sorted(by_category.items())
+            },
+        }
+    return out
+
+
+@dataclass
+class EvalOutput:
+    metrics: dict[str, float]
+    details: dict = field(default_factory=dict)
+    answers: dict[str, list[str]] = field(default_factory=dict)
+
+
+class Evaluator:
+    """Everything an evaluation needs, loaded once; call it on each model."""
+
+    def __init__(self, cfg: EvalConfig, tokenizer, tokenize: TokenizeConfig, *, device, precision):
+        self.cfg, self.tokenizer, self.template = cfg, tokenizer, tokenize.template
+        self.device, self.precision = device, precision
+        self.detector = get_detector(cfg.detector)
+        self.sets = [load_prompt_set(p) for p in cfg.prompt_sets]
+        names = [s.name for s in self.sets]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"prompt sets need distinct names (got {names}); set `name`")
+        self.data = {
+            name: encode(
+                load_sources(sources).samples,
+                tokenizer,
+                max_length=tokenize.max_length,
+                overflow=tokenize.overflow,
+                template=tokenize.template,
+            )
+            for name, sources in (("benign", cfg.benign), ("safety", cfg.safety))
+            if sources is not None
+        }
+
+    def describe(self) -> dict:
+        """What decides the numbers, for result files and for step keys."""
+        return {
+            "detector": self.detector.describe(),
+            "generation": self.cfg.generation.model_dump(mode="json"),
+            "sources": {s.name: s.source for s in self.sets},
+            "heldout": {name: [x.sample_id for x in d.samples] for name, d in self.data.items()},
+        }
+
+    def __call__(self, model, *, progress: bool = False) -> EvalOutput:
+        model.to(self.device)
+        metrics: dict[str, float] = {}
+        for name, data in self.data.items():
+            if len(data):
+                result = heldout_loss(
+                    model,
+                    self.tokenizer,
+                    data,
+                    batch_size=self.cfg.batch_size,
+                    device=self.device,
+                    precision=self.precision,
+                )
+                metrics[f"{name}_loss"] = result["loss"]
+                if name == "benign":
+                    metrics["benign_ppl"] = result["ppl"]
+        answers = {
+            s.name: generate(
+                model,
+                self.tokenizer,
+                [p.text for p in s.prompts],
+                self.cfg.generation,
+                template=self.template,
+                progress=progress,
+            )
+            for s in self.sets
+        }
+        per_set = refusal_metrics(self.sets, answers, self.detector)
+        for kind, metric in (("harmful", "refusal_rate"), ("benign", "over_refusal_rate")):
+            flags = [
+                self.detector.is_refusal(a)
+                for s in self.sets
+                if s.kind == kind
+                for a in answers[s.name]
+            ]
+            if flags:
+                metrics[metric] = sum(flags) / len(flags)
+        return EvalOutput(metrics, {"prompt_sets": per_set}, answers)
+
+
+def write_answers(path: Path, sets: list[PromptSet], answers: dict[str, list[str]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(
+        path,
+        "".join(
+            json.dumps(
+                {"set": s.name, "kind": s.kind, "category": p.category, "prompt": p.text}
+                | {"answer": a},
+                ensure_ascii=False,
+            )
+            + "\n"
+            for s in sets
+            for p, a in zip(s.prompts, answers[s.name], strict=True)
+        ),
+    )
+
+
+def read_answers(path: str | Path) -> list[dict]:
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such answers file")
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+
+
+def judge_pairs(ours: list[dict], theirs: list[dict], source: str) -> tuple[list, list, list]:
+    """(prompts, our answers, their answers) for the benign prompts both runs answered."""
+    reference = {(a["set"], a["prompt"]): a["answer"] for a in theirs}
+    mine = [a for a in ours if a["kind"] == "benign"]
+    missing = [a for a in mine if (a["set"], a["prompt"]) not in reference]
+    if missing:
+        raise DataError(
+            f"{source}: {len(missing)} of {len(mine)} benign prompts have no reference answer "
+            f"(first: set {missing[0]['set']!r}, {missing[0]['prompt'][:60]!r})"
+        )
+    return (
+        [a["prompt"] for a in mine],
+        [a["answer"] for a in mine],
+        [reference[(a["set"], a["prompt"])] for a in mine],
+    )
+
+
+def run_eval(cfg: EvalRunConfig, *, progress: bool = True, model=None, tokenizer=None) -> dict:
+    """`seal eval`: answer, detect refusals, measure held-out loss, judge against a reference."""
+    cfg.check_ready()
+    if model is None:
+        model, tokenizer = load_model_and_tokenizer(
+            cfg.model.name_or_path,
+            gguf_file=cfg.model.gguf_file,
+            revision=cfg.model.revision,
+            dtype=cfg.model.dtype,
+            trust_remote_code=cfg.model.trust_remote_code,
+        )
+    if cfg.adapter:
+        from peft import PeftModel
+
+        if not (Path(cfg.adapter) / "adapter_config.json").exists():
+            raise DataError(f"{cfg.adapter}: not a LoRA adapter folder (no adapter_config.json)")
+        model = PeftModel.from_pretrained(model, cfg.adapter)
+    evaluator = Evaluator(
+        cfg.eval, tokenizer, cfg.tokenize, device=device_for(cfg.device), precision=cfg.precision
+    )
+    reference = read_answers(cfg.reference) if cfg.reference else None
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    result = evaluator(model, progress=progress)
+    write_answers(out / "answers.jsonl", evaluator.sets, result.answers)
+    described = evaluator.describe()
+    described.pop("heldout")
+    report = {
+        "model": cfg.model.model_dump(mode="json"),
+        "adapter": cfg.adapter,
+        "metrics": result.metrics,
+        **result.details,
+        **described,
+    }
+    if reference is not None:
+        prompts, ours, theirs = judge_pairs(
+            read_answers(out / "answers.jsonl"), reference, cfg.reference
+        )
+        cache = JudgmentCache(cfg.eval.judge.cache or out / "judgments.jsonl")
+        outcome = win_rate(
+            make_judge(cfg.eval.judge), prompts, ours, theirs, cache, progress=progress
+        )
+        report["win_rate"] = outcome.summary() | {"reference": cfg.reference}
+        if outcome.rate is not None:
+            report["metrics"]["win_rate"] = outcome.rate / 100
+        atomic_write(
+            out / "judgments.detail.jsonl",
+            "".join(json.dumps(j, ensure_ascii=False) + "\n" for j in outcome.judgments),
+        )
+    atomic_write(out / "results.json", json.dumps(report, indent=1, ensure_ascii=False))
+    return report

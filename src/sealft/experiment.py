@@ -29,8 +29,9 @@ from pathlib import Path
 from .baselines import dsir_scores, frozen_loss_scores, random_scores
 from .config import SELECTING, ExperimentConfig, FinetuneConfig, ModelConfig, dump_config
 from .data import Sample, encode
-from .evaluation import heldout_loss
+from .evaluation import Evaluator, judge_pairs, read_answers, write_answers
 from .finetune import run_finetune
+from .judge import JudgmentCache, make_judge, win_rate
 from .modeling import device_for, load_model_and_tokenizer
 from .pipeline import atomic_write, load_sources, run_select, write_parquet
 
@@ -140,36 +141,20 @@ def _run_experiment(
             response_tokens=response_tokens,
         )
 
-    eval_sets = {
-        name: encode_all(load_sources(sources).samples)
-        for name, sources in (("benign", cfg.eval.benign), ("safety", cfg.eval.safety))
-        if sources is not None
-    }
+    evaluator = Evaluator(cfg.eval, tokenizer, tok, device=device, precision=cfg.finetune.precision)
     eval_key = {
-        "eval": cfg.eval.model_dump(mode="json"),
-        "sets": {name: _ids_hash(d.samples) for name, d in eval_sets.items()},
+        "eval": cfg.eval.model_dump(mode="json", exclude={"judge"}),
+        "evaluator": _hash(evaluator.describe()),
         "extra": extra_eval_name,
     }
 
-    def evaluate(model) -> dict[str, float]:
-        model.to(device)
-        metrics: dict[str, float] = {}
-        for name, enc in eval_sets.items():
-            if len(enc):
-                result = heldout_loss(
-                    model,
-                    tokenizer,
-                    enc,
-                    batch_size=cfg.eval.batch_size,
-                    device=device,
-                    precision=cfg.finetune.precision,
-                )
-                metrics[f"{name}_loss"] = result["loss"]
-                if name == "benign":
-                    metrics["benign_ppl"] = result["ppl"]
+    def evaluate(model, folder: Path) -> dict:
+        """Metrics (and answers, into folder/answers.jsonl) of one model."""
+        result = evaluator(model, progress=progress)
         if extra_eval is not None:
-            metrics.update(extra_eval(model, tokenizer))
-        return metrics
+            result.metrics.update(extra_eval(model, tokenizer))
+        write_answers(folder / "answers.jsonl", evaluator.sets, result.answers)
+        return {"metrics": result.metrics, "details": result.details}
 
     results = {"config": cfg.model_dump(mode="json"), "runs": []}
 
@@ -181,9 +166,18 @@ def _run_experiment(
     aligned = cached(
         out / "aligned" / "eval.json",
         {**eval_key, "model": cfg.model.model_dump(mode="json")},
-        lambda: evaluate(models.fresh()[0]),
+        lambda: evaluate(models.fresh()[0], out / "aligned"),
     )
-    record({"method": "aligned", "p": None, "seed": None, "trained": 0, "metrics": aligned})
+    record(
+        {
+            "method": "aligned",
+            "p": None,
+            "seed": None,
+            "trained": 0,
+            "run_dir": str(out / "aligned"),
+            "metrics": aligned["metrics"],
+        }
+    )
 
     # Random and DSIR rank what the model can train on: the samples that fit its tokenizer.
     trainable = encode_all(data.samples)
@@ -298,7 +292,9 @@ def _run_experiment(
                         + (run_dir / "inputs.sha256").read_text(encoding="utf-8")
                     ),
                 }
-                metrics = cached(run_dir / "eval.json", key, lambda r=result: evaluate(r.model))
+                evaluated = cached(
+                    run_dir / "eval.json", key, lambda r=result, d=run_dir: evaluate(r.model, d)
+                )
                 del model, result
                 record(
                     {
@@ -307,14 +303,46 @@ def _run_experiment(
                         "seed": seed,
                         "trained": json.loads((run_dir / "result.json").read_text())["trained"],
                         "run_dir": str(run_dir),
-                        "metrics": metrics,
+                        "metrics": evaluated["metrics"],
                     }
                 )
 
+    if cfg.eval.judge is not None:
+        judge_against_full(cfg, results, progress=progress)
+        results["summary"] = summarise(results["runs"])
+        atomic_write(out / "results.json", json.dumps(results, indent=1))
+    results["evaluator"] = evaluator.describe() | {"heldout": None}
+    atomic_write(out / "results.json", json.dumps(results, indent=1))
     table = markdown_table(results["summary"])
     atomic_write(out / "results.md", table + "\n")
     print(table)
     return results
+
+
+def judge_against_full(cfg: ExperimentConfig, results: dict, *, progress: bool) -> None:
+    """The paper's win rate: each run's answers to the benign prompts against the answers of
+    `full` (standard SFT) with the same seed. `full` is the reference and gets no win rate
+    (the paper prints 50 for it)."""
+    judge = make_judge(cfg.eval.judge)
+    cache = JudgmentCache(cfg.eval.judge.cache or Path(cfg.output_dir) / "judgments.jsonl")
+    full = {r["seed"]: r for r in results["runs"] if r["method"] == "full"}
+    for run in results["runs"]:
+        reference = full.get(run["seed"])
+        if reference is None or run is reference:
+            continue
+        prompts, ours, theirs = judge_pairs(
+            read_answers(Path(run["run_dir"]) / "answers.jsonl"),
+            read_answers(Path(reference["run_dir"]) / "answers.jsonl"),
+            reference["run_dir"],
+        )
+        if not prompts:
+            continue
+        outcome = win_rate(judge, prompts, ours, theirs, cache, progress=progress)
+        summary = outcome.summary()
+        atomic_write(Path(run["run_dir"]) / "winrate.json", json.dumps(summary, indent=1))
+        if summary["win_rate"] is not None:
+            run["metrics"]["win_rate"] = summary["win_rate"] / 100
+        run["judge"] = {k: v for k, v in summary.items() if k != "win_rate"}
 
 
 def _finetune_config(
