@@ -179,6 +179,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="sample with the paper's settings instead of greedy decoding",
     )
+    rp = sub.add_parser(
+        "report",
+        help="write report.html (and PNGs) for a seal run or seal select folder",
+        description="One self-contained HTML page with images inlined: the results table "
+        "(mean ± std), the selector's weight histogram, score distributions by label when "
+        "the data carry labels, the selection sweep, training curves, and the highest- and "
+        "lowest-ranked samples under a content warning.",
+    )
+    rp.add_argument("run_dir", help="a seal run or seal select output folder")
     _demo_parser(sub)
     return parser
 
@@ -201,6 +210,11 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "eval":
             return _eval(args)
+        if args.command == "report":
+            from .report import write_report
+
+            print(f"report: {write_report(args.run_dir)}")
+            return 0
         if args.command == "demo":
             from .demo import run_demo
 

@@ -404,6 +404,14 @@ class EvalRunConfig(_Strict):
             raise ConfigError("reference answers given but no eval.judge to compare them")
 
 
+class LabelConfig(_Strict):
+    field: str = Field(description="record field that marks harmful samples, e.g. label")
+    harmful: list[str | int | bool] = Field(
+        default_factory=lambda: [True, 1, "harmful"],
+        description="values of that field that mean harmful",
+    )
+
+
 class ExperimentConfig(_Strict):
     """Everything `seal run` needs: the selector's settings plus methods, seeds and p."""
 
@@ -433,6 +441,12 @@ class ExperimentConfig(_Strict):
     safeinstr: SafeInstrConfig = Field(default_factory=SafeInstrConfig)
     dsir: DSIRConfig = Field(default_factory=DSIRConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    labels: LabelConfig | None = Field(
+        None,
+        description="known harmful samples in the data (for the report's score "
+        "distributions and AUROC; never used for training)",
+    )
+    report: bool = Field(True, description="write report.html at the end")
     output_dir: str = Field("runs/experiment", description="run folder for every output")
 
     @model_validator(mode="after")

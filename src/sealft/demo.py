@@ -85,6 +85,7 @@ def demo_config(out: Path, seed: int, overrides: dict | None = None) -> Experime
         },
         "seeds": [seed],
         "p": 0.8,
+        "labels": {"field": "kind", "harmful": [COMPLIANCE]},
         "output_dir": str(out / "experiment"),
     }
     for key, value in (overrides or {}).items():

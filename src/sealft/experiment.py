@@ -316,6 +316,10 @@ def _run_experiment(
     table = markdown_table(results["summary"])
     atomic_write(out / "results.md", table + "\n")
     print(table)
+    if cfg.report:
+        from .report import write_report
+
+        print(f"report: {write_report(out)}")
     return results
 
 

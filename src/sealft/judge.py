@@ -246,7 +246,13 @@ def win_rate(
             name = OUTCOME_FIELDS[outcome]
             setattr(result, name, getattr(result, name) + 1)
             result.judgments.append(
-                {"prompt": prompt, "ours_is": ours_is, "reply": entry["reply"], "outcome": outcome}
+                {
+                    "prompt": prompt,
+                    "ours_is": ours_is,
+                    "reply": entry["reply"],
+                    "error": entry.get("error"),
+                    "outcome": outcome,
+                }
             )
             bar.update()
     bar.close()
