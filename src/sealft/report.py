@@ -295,12 +295,14 @@ def curves_section(report: Report, select_dir: Path, run_dir: Path) -> Section |
     axes[1].set_ylabel("penalty weight γ")
     fine = sorted(run_dir.glob("seed*/*/metrics.jsonl"))
     fine = [f for f in fine if f.parent.name != "select"][: len(PALETTE)]
+    plotted = 0
     for color, f in zip(PALETTE, fine, strict=False):
         logs = [json.loads(x) for x in f.read_text(encoding="utf-8").splitlines() if x.strip()]
         pts = [(r["step"], r["loss"]) for r in logs if "loss" in r]
         if pts:
             axes[2].plot(*zip(*pts, strict=True), color=color, label=f.parent.name, lw=1)
-    if fine:
+            plotted += 1
+    if plotted:
         axes[2].set_xlabel("fine-tuning step")
         axes[2].set_ylabel("training loss")
         axes[2].legend(frameon=False, fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
