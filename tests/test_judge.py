@@ -117,3 +117,18 @@ def test_answers_must_line_up(tmp_path):
             ["c"],
             JudgmentCache(tmp_path / "c.jsonl"),
         )
+
+
+def test_a_local_hugging_face_model_can_judge(tmp_path, tiny_model_dir):
+    from sealft.judge import HFJudge, make_judge
+    from sealft.modeling import load_model_and_tokenizer
+
+    model, tok = load_model_and_tokenizer(str(tiny_model_dir))
+    cfg = JudgeConfig(kind="hf", model=str(tiny_model_dir), max_tokens=3)
+    judge = HFJudge(cfg, model, tok)
+    assert judge.id == f"hf:{tiny_model_dir}"
+    result = win_rate(judge, ["p"], ["a"], ["b"], JudgmentCache(tmp_path / "c.jsonl"))
+    # An untrained model rambles: whatever it says is parsed or counted, never lost.
+    s = result.summary()
+    assert s["wins"] + s["ties"] + s["losses"] + s["unparseable"] == 2 and s["errors"] == 0
+    assert isinstance(make_judge(cfg), HFJudge)  # loads the model itself from the config
