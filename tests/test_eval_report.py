@@ -197,3 +197,27 @@ def test_report_of_a_select_folder_and_of_nothing(tmp_path, labelled_experiment,
     assert "<h2>Selector weights</h2>" in html and "<h2>Results</h2>" not in html
     assert main(["report", str(tmp_path)]) == 2
     assert "neither a `seal run` folder" in capsys.readouterr().err
+
+
+def test_eval_loads_a_lora_adapter_and_samples_on_request(tmp_path, tiny_model_dir, capsys):
+    from sealft.config import FinetuneConfig
+    from sealft.finetune import run_finetune
+
+    data = write_jsonl(tmp_path / "d.jsonl", alpaca_rows(8))
+    ft = FinetuneConfig.model_validate(
+        {
+            "model": {"name_or_path": str(tiny_model_dir)},
+            "data": {"path": str(data)},
+            "tokenize": {"max_length": 64},
+            "train": {"epochs": 1, "batch_size": 4, "precision": "fp32", "device": "cpu"},
+            "output_dir": str(tmp_path / "ft"),
+        }
+    )
+    run_finetune(ft, progress=False)
+    cfg = eval_config(tmp_path, tiny_model_dir, "adapted", limit=2)
+    argv = ["eval", "--config", str(cfg), "--no-progress", "--sampling"]
+    assert main(argv + ["--adapter", str(tmp_path / "ft" / "adapter")]) == 0
+    result = json.loads((tmp_path / "adapted" / "results.json").read_text())
+    assert result["adapter"].endswith("adapter") and result["generation"]["sampling"] is True
+    assert main(argv + ["--adapter", str(tmp_path)]) == 2
+    assert "not a LoRA adapter folder" in capsys.readouterr().err
