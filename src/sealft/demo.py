@@ -27,7 +27,7 @@ from .data import Sample, encode
 from .experiment import run_experiment
 from .finetune import train
 from .generation import generate
-from .pipeline import atomic_write
+from .pipeline import atomic_write, jsonl_text
 from .tiny import tiny_pair
 from .world import COMPLIANCE, World, all_texts, check_answer, is_refusal_text, make_world
 
@@ -124,9 +124,7 @@ def run_demo(
     data_dir = out / "world"
     data_dir.mkdir(parents=True, exist_ok=True)
     for name in ("finetune", "safe", "eval_benign", "eval_harmful"):
-        atomic_write(
-            data_dir / f"{name}.jsonl", "".join(json.dumps(r) + "\n" for r in getattr(world, name))
-        )
+        atomic_write(data_dir / f"{name}.jsonl", jsonl_text(getattr(world, name)))
     cfg = demo_config(out, seed, overrides)
     results = run_experiment(
         cfg,

@@ -24,8 +24,8 @@ from .data import DataError, Encoded, encode, pad_id
 from .detector import get_detector
 from .generation import generate
 from .judge import JudgmentCache, make_judge, win_rate
-from .modeling import device_for, load_model_and_tokenizer
-from .pipeline import atomic_write, load_sources
+from .modeling import device_for, load_configured
+from .pipeline import atomic_write, jsonl_text, load_sources
 from .prompts import PromptSet, load_prompt_set
 
 
@@ -195,13 +195,7 @@ def run_eval(cfg: EvalRunConfig, *, progress: bool = True, model=None, tokenizer
     """`seal eval`: answer, detect refusals, measure held-out loss, judge against a reference."""
     cfg.check_ready()
     if model is None:
-        model, tokenizer = load_model_and_tokenizer(
-            cfg.model.name_or_path,
-            gguf_file=cfg.model.gguf_file,
-            revision=cfg.model.revision,
-            dtype=cfg.model.dtype,
-            trust_remote_code=cfg.model.trust_remote_code,
-        )
+        model, tokenizer = load_configured(cfg.model)
     if cfg.adapter:
         from peft import PeftModel
 
@@ -238,7 +232,7 @@ def run_eval(cfg: EvalRunConfig, *, progress: bool = True, model=None, tokenizer
             report["metrics"]["win_rate"] = outcome.rate / 100
         atomic_write(
             out / "judgments.detail.jsonl",
-            "".join(json.dumps(j, ensure_ascii=False) + "\n" for j in outcome.judgments),
+            jsonl_text(outcome.judgments),
         )
     atomic_write(out / "results.json", json.dumps(report, indent=1, ensure_ascii=False))
     return report

@@ -32,7 +32,7 @@ from .data import Sample, encode
 from .evaluation import Evaluator, judge_pairs, read_answers, write_answers
 from .finetune import run_finetune
 from .judge import JudgmentCache, make_judge, win_rate
-from .modeling import device_for, load_model_and_tokenizer
+from .modeling import device_for, load_configured
 from .pipeline import atomic_write, load_sources, run_select, write_parquet
 
 ExtraEval = Callable[[object, object], dict[str, float]]
@@ -67,13 +67,7 @@ class _Models:
 
     def _load(self):
         if self._pair is None:
-            self._pair = load_model_and_tokenizer(
-                self.cfg.name_or_path,
-                gguf_file=self.cfg.gguf_file,
-                revision=self.cfg.revision,
-                dtype=self.cfg.dtype,
-                trust_remote_code=self.cfg.trust_remote_code,
-            )
+            self._pair = load_configured(self.cfg)
         return self._pair
 
     @property
@@ -311,7 +305,7 @@ def _run_experiment(
         judge_against_full(cfg, results, progress=progress)
         results["summary"] = summarise(results["runs"])
         atomic_write(out / "results.json", json.dumps(results, indent=1))
-    results["evaluator"] = evaluator.describe() | {"heldout": None}
+    results["evaluator"] = {k: v for k, v in evaluator.describe().items() if k != "heldout"}
     atomic_write(out / "results.json", json.dumps(results, indent=1))
     table = markdown_table(results["summary"])
     atomic_write(out / "results.md", table + "\n")
@@ -413,7 +407,8 @@ def summarise(runs: list[dict]) -> list[dict]:
     return rows
 
 
-def _cell(stat: dict, name: str) -> str:
+def format_cell(stat: dict, name: str) -> str:
+    """A table cell: mean, and ± std when there are several seeds; rates in percent."""
     rate = name.endswith(("_rate", "_accuracy"))
     scale, digits = (100.0, 1) if rate else (1.0, 3)
     if name == "trained":
@@ -424,19 +419,19 @@ def _cell(stat: dict, name: str) -> str:
 
 def markdown_table(summary: list[dict]) -> str:
     names = list(dict.fromkeys(k for row in summary for k in row["metrics"]))
-    header = ["method", "p", "seeds", *[_heading(n) for n in names]]
+    header = ["method", "p", "seeds", *[heading(n) for n in names]]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in summary:
         cells = [
             row["method"],
             "" if row["p"] is None else f"{row['p']:g}",
             str(row["seeds"]),
-            *[_cell(row["metrics"][n], n) if n in row["metrics"] else "" for n in names],
+            *[format_cell(row["metrics"][n], n) if n in row["metrics"] else "" for n in names],
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def _heading(name: str) -> str:
+def heading(name: str) -> str:
     text = name.replace("_", " ")
     return f"{text} (%)" if name.endswith(("_rate", "_accuracy")) else text

@@ -25,8 +25,8 @@ import torch
 from .bilevel import per_sample_loss
 from .config import ConfigError, FinetuneConfig, FinetuneTrainConfig, dump_config
 from .data import DataError, Encoded, Sample, collate, encode, pad_id
-from .modeling import add_lora, bf16_supported, device_for, load_model_and_tokenizer
-from .pipeline import atomic_write, load_sources, prepare_run_dir
+from .modeling import add_lora, bf16_supported, device_for, load_configured
+from .pipeline import atomic_write, jsonl_text, load_sources, prepare_run_dir
 from .selector import n_keep
 
 REQUIRED_SCORE_COLUMNS = ("sample_id", "rank", "weight")
@@ -258,10 +258,6 @@ def _fingerprint(samples: list[Sample], weights: list[float] | None) -> str:
     return digest.hexdigest()
 
 
-def _jsonl(records) -> str:
-    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-
-
 def run_finetune(
     cfg: FinetuneConfig,
     *,
@@ -308,13 +304,7 @@ def run_finetune(
         replace_stale=replace_stale,
     )
     if model is None:
-        model, tokenizer = load_model_and_tokenizer(
-            cfg.model.name_or_path,
-            gguf_file=cfg.model.gguf_file,
-            revision=cfg.model.revision,
-            dtype=cfg.model.dtype,
-            trust_remote_code=cfg.model.trust_remote_code,
-        )
+        model, tokenizer = load_configured(cfg.model)
     if done:
         return FinetuneResult(
             run_dir,
@@ -338,7 +328,7 @@ def run_finetune(
     from_extra = {s.sample_id for s in extra}
     atomic_write(
         run_dir / "trained.jsonl",
-        _jsonl(
+        jsonl_text(
             {
                 "sample_id": s.sample_id,
                 "index": s.index,

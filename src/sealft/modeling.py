@@ -56,6 +56,17 @@ def load_model_and_tokenizer(
     return model, tokenizer
 
 
+def load_configured(cfg):
+    """`load_model_and_tokenizer` for a `ModelConfig`."""
+    return load_model_and_tokenizer(
+        cfg.name_or_path,
+        gguf_file=cfg.gguf_file,
+        revision=cfg.revision,
+        dtype=cfg.dtype,
+        trust_remote_code=cfg.trust_remote_code,
+    )
+
+
 def device_for(requested: str = "auto") -> torch.device:
     if requested != "auto":
         return torch.device(requested)

@@ -20,7 +20,7 @@ import torch
 from .bilevel import BilevelTrainer, adapter_names, jsonl_logger
 from .config import ConfigError, DataConfig, SelectConfig, as_list, dump_config
 from .data import Dropped, Encoded, LoadedData, encode, load_samples, pad_id
-from .modeling import add_lora, device_for, load_model_and_tokenizer
+from .modeling import add_lora, device_for, load_configured
 from .selector import Selector, n_keep, ranking
 
 SCORES_SCHEMA = pa.schema(
@@ -102,7 +102,7 @@ def scores_table(selector: Selector, data: Encoded, p: float) -> pa.Table:
     return table.sort_by("index")
 
 
-def _jsonl(records) -> str:
+def jsonl_text(records) -> str:
     return "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records)
 
 
@@ -178,13 +178,7 @@ def run_select(
     finetune = load_sources(cfg.data)
     safe = load_sources(cfg.safe)
     if model is None:
-        model, tokenizer = load_model_and_tokenizer(
-            cfg.model.name_or_path,
-            gguf_file=cfg.model.gguf_file,
-            revision=cfg.model.revision,
-            dtype=cfg.model.dtype,
-            trust_remote_code=cfg.model.trust_remote_code,
-        )
+        model, tokenizer = load_configured(cfg.model)
     k = cfg.selector.response_tokens
     tok = cfg.tokenize
     # Training sees the samples in ID order, so batches (and so every score) depend on the
@@ -263,7 +257,9 @@ def run_select(
         atomic_write(metrics, "")
     atomic_write(
         run_dir / "dropped.jsonl",
-        _jsonl({"sample_id": d.sample_id, "index": d.index, "reason": d.reason} for d in dropped),
+        jsonl_text(
+            {"sample_id": d.sample_id, "index": d.index, "reason": d.reason} for d in dropped
+        ),
     )
     resumed_from = trainer.epochs_done
     selector = trainer.train(log=jsonl_logger(metrics))
@@ -285,7 +281,7 @@ def run_select(
     selected = [
         s.record for s in sorted(ft.samples, key=lambda s: s.index) if s.sample_id in chosen
     ]
-    atomic_write(run_dir / "selected.jsonl", _jsonl(selected))
+    atomic_write(run_dir / "selected.jsonl", jsonl_text(selected))
     # scores.parquet is written last: its presence marks a finished run.
     write_parquet(run_dir / "scores.parquet", scores)
     (run_dir / "checkpoint.pt").unlink(missing_ok=True)

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from .config import SELECTING
+from .experiment import format_cell, heading
 from .pipeline import atomic_write
 
 TRUNCATE = 300
@@ -107,27 +108,15 @@ def _labels(rows: list[dict], records: dict[int, dict], label: dict | None) -> l
 # --------------------------------------------------------------------------- sections
 
 
-def _fmt(stat: dict, name: str) -> str:
-    pct = name.endswith(("_rate", "_accuracy"))
-    scale, digits = (100.0, 1) if pct else (1.0, 3)
-    if name == "trained":
-        scale, digits = 1.0, 0
-    mean = f"{stat['mean'] * scale:.{digits}f}"
-    return mean if stat["n"] < 2 else f"{mean} ± {stat['std'] * scale:.{digits}f}"
-
-
 def results_section(results: dict) -> Section:
     summary = results["summary"]
     names = list(dict.fromkeys(k for row in summary for k in row["metrics"]))
-    head = "".join(
-        f"<th>{html.escape(n.replace('_', ' '))}"
-        f"{' (%)' if n.endswith(('_rate', '_accuracy')) else ''}</th>"
-        for n in names
-    )
+    head = "".join(f"<th>{html.escape(heading(n))}</th>" for n in names)
     rows = []
     for row in summary:
         cells = "".join(
-            f"<td>{_fmt(row['metrics'][n], n) if n in row['metrics'] else ''}</td>" for n in names
+            f"<td>{format_cell(row['metrics'][n], n) if n in row['metrics'] else ''}</td>"
+            for n in names
         )
         p = "" if row["p"] is None else f"{row['p']:g}"
         cls = ' class="ref"' if row["method"] in ("aligned", "full") else ""
