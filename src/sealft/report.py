@@ -231,6 +231,7 @@ def sweep_section(report: Report, summary: list[dict]) -> Section | None:
     fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 2.8), squeeze=False)
     methods = [m for m in SELECTING if any(r["method"] == m for r in summary)]
     for ax, name in zip(axes[0], names, strict=True):
+        scale = 100.0 if name.endswith(("_rate", "_accuracy")) else 1.0
         for color, method in zip(PALETTE, methods, strict=False):
             pts = sorted(
                 (r["p"], r["metrics"][name])
@@ -240,8 +241,8 @@ def sweep_section(report: Report, summary: list[dict]) -> Section | None:
             if pts:
                 ax.errorbar(
                     [p for p, _ in pts],
-                    [s["mean"] for _, s in pts],
-                    yerr=[s["std"] for _, s in pts],
+                    [s["mean"] * scale for _, s in pts],
+                    yerr=[s["std"] * scale for _, s in pts],
                     label=method,
                     color=color,
                     marker="o",
@@ -250,9 +251,14 @@ def sweep_section(report: Report, summary: list[dict]) -> Section | None:
         for ref, style in (("full", "--"), ("aligned", ":")):
             for r in summary:
                 if r["method"] == ref and name in r["metrics"]:
-                    ax.axhline(r["metrics"][name]["mean"], color="#555", linestyle=style, label=ref)
+                    ax.axhline(
+                        r["metrics"][name]["mean"] * scale,
+                        color="#555",
+                        linestyle=style,
+                        label=ref,
+                    )
         ax.set_xlabel("p (fraction kept)")
-        ax.set_title(name.replace("_", " "))
+        ax.set_title(heading(name))
     axes[0][0].legend(frameon=False, fontsize=7)
     img = _img(report, "sweep.png", _png(fig), "selection sweep")
     return Section("Selection sweep", img, "Mean over seeds, bars one standard deviation.")
