@@ -85,7 +85,8 @@ def _config_parser(sub, name: str, help: str, description: str) -> argparse.Argu
     p.add_argument("--config", help="YAML config file")
     for flag, (key, text) in flags.items():
         p.add_argument(flag, dest=key, metavar="VALUE", help=f"{text} (= {key})")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    if name != "eval":  # an evaluation always rewrites its results
+        p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     # key=value overrides are collected by main() wherever they stand among the flags.
     p.usage = f"seal {name} [--config FILE] [flags] [key=value ...]"
