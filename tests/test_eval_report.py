@@ -47,8 +47,7 @@ def eval_config(tmp_path: Path, model_dir, out: str, limit: int = 3, **extra) ->
 
 
 def test_seal_eval_on_every_shared_eval_file(tmp_path, tiny_model_dir, capsys):
-    # donotanswer is a folder: limit 3 takes its first file's first rows, so use 200 to
-    # reach every risk area there while keeping the other sets short.
+    # Three prompts of every set keep it fast; donotanswer's come from its first risk area.
     cfg = eval_config(tmp_path, tiny_model_dir, "eval")
     assert main(["eval", "--config", str(cfg), "--no-progress"]) == 0
     out = capsys.readouterr().out
