@@ -20,12 +20,12 @@ import torch
 
 from .bilevel import sample_losses
 from .config import ConfigError, EvalConfig, EvalRunConfig, TokenizeConfig
-from .data import DataError, Encoded, encode, pad_id
+from .data import DataError, Encoded, pad_id
 from .detector import get_detector
 from .generation import generate
 from .judge import JudgmentCache, make_judge, win_rate
 from .modeling import device_for, load_configured
-from .pipeline import atomic_write, jsonl_text, load_sources
+from .pipeline import atomic_write, encode_configured, jsonl_text, load_sources
 from .prompts import PromptSet, load_prompt_set
 
 
@@ -90,13 +90,7 @@ class Evaluator:
         if len(set(names)) != len(names):
             raise ConfigError(f"prompt sets need distinct names (got {names}); set `name`")
         self.data = {
-            name: encode(
-                load_sources(sources).samples,
-                tokenizer,
-                max_length=tokenize.max_length,
-                overflow=tokenize.overflow,
-                template=tokenize.template,
-            )
+            name: encode_configured(load_sources(sources).samples, tokenizer, tokenize)
             for name, sources in (("benign", cfg.benign), ("safety", cfg.safety))
             if sources is not None
         }

@@ -28,12 +28,12 @@ from pathlib import Path
 
 from .baselines import dsir_scores, frozen_loss_scores, random_scores
 from .config import SELECTING, ExperimentConfig, FinetuneConfig, ModelConfig, dump_config
-from .data import Sample, encode
+from .data import Sample
 from .evaluation import Evaluator, judge_pairs, read_answers, write_answers
 from .finetune import run_finetune
 from .judge import JudgmentCache, make_judge, win_rate
 from .modeling import device_for, load_configured
-from .pipeline import atomic_write, load_sources, run_select, write_parquet
+from .pipeline import atomic_write, encode_configured, load_sources, run_select, write_parquet
 
 ExtraEval = Callable[[object, object], dict[str, float]]
 
@@ -125,16 +125,6 @@ def _run_experiment(
     device = device_for(cfg.finetune.device)
     tok = cfg.tokenize
 
-    def encode_all(samples, response_tokens=None):
-        return encode(
-            samples,
-            tokenizer,
-            max_length=tok.max_length,
-            overflow=tok.overflow,
-            template=tok.template,
-            response_tokens=response_tokens,
-        )
-
     evaluator = Evaluator(cfg.eval, tokenizer, tok, device=device, precision=cfg.finetune.precision)
     eval_key = {
         "eval": cfg.eval.model_dump(mode="json", exclude={"judge"}),
@@ -174,7 +164,7 @@ def _run_experiment(
     )
 
     # Random and DSIR rank what the model can train on: the samples that fit its tokenizer.
-    trainable = encode_all(data.samples)
+    trainable = encode_configured(data.samples, tokenizer, tok)
     data_key = {"data": _ids_hash(trainable.samples), "p": max(cfg.p_values())}
     p_top = max(cfg.p_values())
 
@@ -198,7 +188,7 @@ def _run_experiment(
     if "frozen-loss" in cfg.methods:
 
         def frozen_make():
-            enc = encode_all(data.samples, cfg.selector.response_tokens)
+            enc = encode_configured(data.samples, tokenizer, tok, cfg.selector.response_tokens)
             model = models.fresh()[0].to(device)
             table = frozen_loss_scores(
                 model,
@@ -304,7 +294,6 @@ def _run_experiment(
     if cfg.eval.judge is not None:
         judge_against_full(cfg, results, progress=progress)
         results["summary"] = summarise(results["runs"])
-        atomic_write(out / "results.json", json.dumps(results, indent=1))
     results["evaluator"] = {k: v for k, v in evaluator.describe().items() if k != "heldout"}
     atomic_write(out / "results.json", json.dumps(results, indent=1))
     table = markdown_table(results["summary"])

@@ -24,9 +24,9 @@ import torch
 
 from .bilevel import per_sample_loss
 from .config import ConfigError, FinetuneConfig, FinetuneTrainConfig, dump_config
-from .data import DataError, Encoded, Sample, collate, encode, pad_id
+from .data import DataError, Encoded, Sample, collate, pad_id
 from .modeling import add_lora, bf16_supported, device_for, load_configured
-from .pipeline import atomic_write, jsonl_text, load_sources, prepare_run_dir
+from .pipeline import atomic_write, encode_configured, jsonl_text, load_sources, prepare_run_dir
 from .selector import n_keep
 
 REQUIRED_SCORE_COLUMNS = ("sample_id", "rank", "weight")
@@ -313,13 +313,7 @@ def run_finetune(
             json.loads((run_dir / DONE).read_text(encoding="utf-8")),
         )
 
-    data = encode(
-        samples,
-        tokenizer,
-        max_length=cfg.tokenize.max_length,
-        overflow=cfg.tokenize.overflow,
-        template=cfg.tokenize.template,
-    )
+    data = encode_configured(samples, tokenizer, cfg.tokenize)
     if len(data) == 0:
         raise ConfigError(f"{loaded.source}: no sample left after tokenization")
     if weights is not None:

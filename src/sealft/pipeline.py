@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import torch
 
 from .bilevel import BilevelTrainer, adapter_names, jsonl_logger
-from .config import ConfigError, DataConfig, SelectConfig, as_list, dump_config
+from .config import ConfigError, DataConfig, SelectConfig, TokenizeConfig, as_list, dump_config
 from .data import Dropped, Encoded, LoadedData, encode, load_samples, pad_id
 from .modeling import add_lora, device_for, load_configured
 from .selector import Selector, n_keep, ranking
@@ -45,6 +45,20 @@ def write_parquet(path: Path, table: pa.Table) -> None:
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink)
     atomic_write(path, sink.getvalue().to_pybytes())
+
+
+def encode_configured(
+    samples, tokenizer, cfg: TokenizeConfig, response_tokens: int | None = None
+) -> Encoded:
+    """`encode` with a config's length, overflow rule and template."""
+    return encode(
+        samples,
+        tokenizer,
+        max_length=cfg.max_length,
+        overflow=cfg.overflow,
+        template=cfg.template,
+        response_tokens=response_tokens,
+    )
 
 
 def load_data(cfg: DataConfig) -> LoadedData:
@@ -180,23 +194,13 @@ def run_select(
     if model is None:
         model, tokenizer = load_configured(cfg.model)
     k = cfg.selector.response_tokens
-    tok = cfg.tokenize
     # Training sees the samples in ID order, so batches (and so every score) depend on the
     # content of the data set, never on the order of its rows.
     finetune.samples.sort(key=lambda s: s.sample_id)
     safe.samples.sort(key=lambda s: s.sample_id)
 
-    def encode_set(samples):
-        return encode(
-            samples,
-            tokenizer,
-            max_length=tok.max_length,
-            overflow=tok.overflow,
-            template=tok.template,
-            response_tokens=k,
-        )
-
-    ft, sf = encode_set(finetune.samples), encode_set(safe.samples)
+    ft = encode_configured(finetune.samples, tokenizer, cfg.tokenize, k)
+    sf = encode_configured(safe.samples, tokenizer, cfg.tokenize, k)
     if len(ft) == 0:
         raise ConfigError(f"{finetune.source}: no fine-tuning sample left after tokenization")
     if len(sf) == 0:
