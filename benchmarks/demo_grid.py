@@ -15,7 +15,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from sealft.demo import run_demo
+from sealft.demo.demo import run_demo
 
 RESULTS = Path(__file__).resolve().parent / "results" / "demo_grid.json"
 # The 2x2 grid of the issue, with the loss over the whole response and no warm-up (the

@@ -24,8 +24,9 @@ from pathlib import Path
 
 from section6 import CACHE, MAX_LEN, advbench_prompts, held_out, mixture, refusals
 
-from sealft.config import ExperimentConfig
-from sealft.experiment import run_experiment
+from sealft.config import ExperimentRecipeConfig
+from sealft.io import write_jsonl
+from sealft.recipes.experiment import run_experiment
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -34,7 +35,7 @@ def write_alpaca(path: Path, samples) -> str:
     rows = [
         {"instruction": s.prompt[-1]["content"], "input": "", "output": s.response} for s in samples
     ]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    write_jsonl(path, rows)
     return str(path)
 
 
@@ -51,13 +52,13 @@ def main() -> None:
     data = CACHE / "experiment-data"
     data.mkdir(parents=True, exist_ok=True)
     prompts = advbench_prompts()
-    cfg = ExperimentConfig.model_validate(
+    cfg = ExperimentRecipeConfig.model_validate(
         {
             "model": {"name_or_path": str(model)},
             "data": {"path": write_alpaca(data / "finetune.jsonl", finetune)},
             "safe": {"path": write_alpaca(data / "safe.jsonl", safe[:200] + spare)},
             "tokenize": {"max_length": MAX_LEN},
-            "finetune": {"lr": 3e-4, "epochs": args.epochs, "batch_size": 8},
+            "sft": {"lr": 3e-4, "epochs": args.epochs, "batch_size": 8},
             "safeinstr": {
                 "data": {"path": write_alpaca(data / "safeinstr.jsonl", safe[200:400])},
                 "count": 100,
@@ -74,7 +75,7 @@ def main() -> None:
     results = run_experiment(
         cfg,
         extra_eval=lambda m, t: {"refusal_rate": refusals(m, t, prompts) / len(prompts)},
-        extra_eval_name="advbench48-greedy40-section6-phrases",
+        extra_eval_name="advbench48-greedy40-detector-phrases-v1",
     )
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "experiment_smollm.json").write_text(json.dumps(results, indent=1))

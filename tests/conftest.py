@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sealft.tiny import tiny_pair
+from sealft.demo.tiny import tiny_pair
 
 # Tiny models gain nothing from threads, and a second thread fights any other job on the box.
 torch.set_num_threads(1)

@@ -4,13 +4,12 @@ import pytest
 import torch
 from conftest import alpaca_rows
 
-from sealft.baselines import dsir_scores, frozen_loss_scores, random_scores, scores_from_logits
-from sealft.bilevel import sample_losses
 from sealft.config import DSIRConfig
 from sealft.data import Sample, encode, pad_id
-from sealft.modeling import load_model_and_tokenizer
-from sealft.pipeline import SCORES_SCHEMA
-from sealft.selector import n_keep
+from sealft.model.load import load_model_and_tokenizer
+from sealft.model.losses import sample_losses
+from sealft.scores import SCHEMA, n_keep, scores_table
+from sealft.selection.baselines import dsir_scores, frozen_loss_scores, random_scores
 
 
 def samples(texts: list[tuple[str, str]]) -> list[Sample]:
@@ -26,8 +25,8 @@ def kept(table, p: float) -> set[int]:
 
 
 def test_score_tables_have_the_schema_of_seal_select():
-    table = scores_from_logits(samples([("a", "b"), ("c", "d")]), [0.5, 1.5], p=0.5)
-    assert table.schema == SCORES_SCHEMA
+    table = scores_table(samples([("a", "b"), ("c", "d")]), [0.5, 1.5], p=0.5)
+    assert table.schema == SCHEMA
     assert table.column("rank").to_pylist() == [2, 1]
     assert table.column("selected").to_pylist() == [False, True]
 

@@ -3,11 +3,11 @@ import torch
 from conftest import alpaca_rows, safe_rows, write_jsonl
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from sealft import bilevel
-from sealft.bilevel import BilevelTrainer, adapter_names
-from sealft.config import SelectorConfig, TrainConfig
+from sealft.config import LoraSettings, RuntimeConfig, SelectorConfig, SelectorTrainConfig
 from sealft.data import encode, load_samples, pad_id
-from sealft.modeling import add_lora
+from sealft.model.lora import add_lora
+from sealft.selection import bilevel
+from sealft.selection.bilevel import BilevelTrainer, adapter_names
 
 
 def _setup(tiny_model_dir, tmp_path, algorithm, **selector):
@@ -22,21 +22,15 @@ def _setup(tiny_model_dir, tmp_path, algorithm, **selector):
         load_samples(write_jsonl(tmp_path / "sf.jsonl", safe_rows(5))).samples, tok, max_length=48
     )
     adapters = adapter_names(algorithm)
-    model = add_lora(
-        model,
-        r=2,
-        alpha=4,
-        dropout=0.0,
-        target_modules=["q_proj", "v_proj"],
-        adapter_names=adapters,
-    )
+    model = add_lora(model, LoraSettings(r=2, alpha=4), adapters)
     cfg = SelectorConfig(algorithm=algorithm, epochs=2, gamma_step=0.5, **selector)
     return BilevelTrainer(
         model,
         ft,
         sf,
         selector_cfg=cfg,
-        train_cfg=TrainConfig(lr=1e-2, batch_size=4, micro_batch_size=3, precision="fp32"),
+        train_cfg=SelectorTrainConfig(lr=1e-2, batch_size=4, micro_batch_size=3),
+        runtime=RuntimeConfig(precision="fp32"),
         pad=pad_id(tok),
         seed=0,
         lora=True,
@@ -125,6 +119,7 @@ def test_empty_sets_rejected(tiny_model_dir, tmp_path):
             encode([], None),
             selector_cfg=t.cfg,
             train_cfg=t.train_cfg,
+            runtime=RuntimeConfig(),
             pad=0,
             seed=0,
             lora=True,

@@ -7,8 +7,8 @@ from conftest import shared_file
 
 from sealft.config import ConfigError, PromptSetConfig
 from sealft.data import DataError
-from sealft.detector import PhraseDetector, get_detector
-from sealft.prompts import load_prompt_set
+from sealft.eval.detector import PhraseDetector, get_detector
+from sealft.eval.prompts import load_prompt_set
 
 REFUSALS = [
     "I'm sorry, but I can't help with that.",

@@ -8,9 +8,9 @@ from conftest import alpaca_rows, safe_rows, shared_file, write_jsonl
 from judge_server import serve
 
 from sealft.cli import main
-from sealft.config import ExperimentConfig
-from sealft.experiment import run_experiment
-from sealft.report import write_report
+from sealft.config import ExperimentRecipeConfig
+from sealft.recipes.experiment import run_experiment
+from sealft.report.html import write_report
 
 SHARED_EVAL = [
     ("I-CoNa.json", "harmful"),
@@ -37,7 +37,7 @@ def eval_config(tmp_path: Path, model_dir, out: str, limit: int = 3, **extra) ->
             "benign": {"path": str(write_jsonl(tmp_path / "heldout.jsonl", alpaca_rows(6)))},
         },
         "tokenize": {"max_length": 64},
-        "device": "cpu",
+        "runtime": {"device": "cpu"},
         "output_dir": str(tmp_path / out),
         **extra,
     }
@@ -124,7 +124,7 @@ def labelled_experiment(tiny_model_dir, tmp_path_factory):
         tmp / "benign.jsonl", [{"prompt": r["instruction"]} for r in alpaca_rows(3)]
     )
     with serve("good") as (url, requests):
-        cfg = ExperimentConfig.model_validate(
+        cfg = ExperimentRecipeConfig.model_validate(
             {
                 "model": {"name_or_path": str(tiny_model_dir)},
                 "data": {"path": str(write_jsonl(tmp / "data.jsonl", rows))},
@@ -135,8 +135,9 @@ def labelled_experiment(tiny_model_dir, tmp_path_factory):
                 "labels": {"field": "label", "harmful": [1]},
                 "tokenize": {"max_length": 64},
                 "selector": {"epochs": 2},
-                "train": {"batch_size": 4, "precision": "fp32", "device": "cpu"},
-                "finetune": {"epochs": 1, "batch_size": 4, "precision": "fp32", "device": "cpu"},
+                "selector_train": {"batch_size": 4},
+                "sft": {"epochs": 1, "batch_size": 4},
+                "runtime": {"precision": "fp32", "device": "cpu"},
                 "eval": {
                     "prompt_sets": [
                         {"path": str(prompts), "kind": "harmful"},
@@ -199,16 +200,17 @@ def test_report_of_a_select_folder_and_of_nothing(tmp_path, labelled_experiment,
 
 
 def test_eval_loads_a_lora_adapter_and_samples_on_request(tmp_path, tiny_model_dir, capsys):
-    from sealft.config import FinetuneConfig
-    from sealft.finetune import run_finetune
+    from sealft.config import FinetuneRecipeConfig
+    from sealft.recipes.finetune import run_finetune
 
     data = write_jsonl(tmp_path / "d.jsonl", alpaca_rows(8))
-    ft = FinetuneConfig.model_validate(
+    ft = FinetuneRecipeConfig.model_validate(
         {
             "model": {"name_or_path": str(tiny_model_dir)},
             "data": {"path": str(data)},
             "tokenize": {"max_length": 64},
-            "train": {"epochs": 1, "batch_size": 4, "precision": "fp32", "device": "cpu"},
+            "sft": {"epochs": 1, "batch_size": 4},
+            "runtime": {"precision": "fp32", "device": "cpu"},
             "output_dir": str(tmp_path / "ft"),
         }
     )

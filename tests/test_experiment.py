@@ -5,26 +5,29 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import alpaca_rows, safe_rows, shared_file, write_jsonl
 
-from sealft import experiment, finetune
-from sealft.bilevel import BilevelTrainer
 from sealft.cli import main
-from sealft.config import METHODS, ExperimentConfig
-from sealft.experiment import markdown_table, run_experiment, summarise
-from sealft.selector import n_keep
-from sealft.tiny import tiny_pair
+from sealft.config import ExperimentRecipeConfig
+from sealft.demo.tiny import tiny_pair
+from sealft.recipes import experiment, finetune
+from sealft.recipes.experiment import run_experiment
+from sealft.report.tables import markdown_table, summarise
+from sealft.scores import n_keep
+from sealft.selection.bilevel import BilevelTrainer
+from sealft.selection.methods import METHODS
 
 FAST = {
     "tokenize": {"max_length": 64},
     "selector": {"epochs": 2},
-    "train": {"batch_size": 4, "precision": "fp32", "device": "cpu"},
-    "finetune": {"epochs": 1, "batch_size": 4, "precision": "fp32", "device": "cpu"},
+    "selector_train": {"batch_size": 4},
+    "sft": {"epochs": 1, "batch_size": 4},
+    "runtime": {"precision": "fp32", "device": "cpu"},
     "dsir": {"num_buckets": 256},
     "safeinstr": {"count": 4},
 }
 
 
-def shared_config(model_dir, output_dir, **kw) -> ExperimentConfig:
-    return ExperimentConfig.model_validate(
+def shared_config(model_dir, output_dir, **kw) -> ExperimentRecipeConfig:
+    return ExperimentRecipeConfig.model_validate(
         {
             "model": {"name_or_path": str(model_dir)},
             "data": {"path": str(shared_file("benign/alpaca_subset.json")), "limit": 16},
@@ -128,7 +131,7 @@ def test_rerun_skips_finished_steps_and_redoes_only_what_changed(experiment_run,
     )
     changed = cfg.model_copy(
         update={
-            "finetune": cfg.finetune.model_copy(update={"lr": 1e-3}),
+            "sft": cfg.sft.model_copy(update={"lr": 1e-3}),
             "seeds": [0],
             "methods": ["seal", "random"],
             "p": 0.5,
@@ -149,7 +152,7 @@ def test_transfer_a_selection_across_tokenizers(tmp_path, tiny_model_dir):
     )
     tok_a = __import__("transformers").AutoTokenizer.from_pretrained(tiny_model_dir)
     assert tok_a.get_vocab() != tok_b.get_vocab()
-    cfg = ExperimentConfig.model_validate(
+    cfg = ExperimentRecipeConfig.model_validate(
         {
             "model": {"name_or_path": "(model B, in memory)"},
             "selector_model": {"name_or_path": str(tiny_model_dir)},

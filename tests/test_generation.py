@@ -1,8 +1,9 @@
 from conftest import alpaca_rows
 
 from sealft.config import GenerationConfig
-from sealft.generation import generate, prompt_text
-from sealft.modeling import load_model_and_tokenizer
+from sealft.data import user_prompt_text as prompt_text
+from sealft.eval.generation import generate
+from sealft.model.load import load_model_and_tokenizer
 
 
 def test_batched_left_padded_answers_match_one_at_a_time(tiny_model_dir):

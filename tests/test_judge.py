@@ -2,7 +2,7 @@ import pytest
 from judge_server import serve
 
 from sealft.config import JudgeConfig
-from sealft.judge import JudgmentCache, OpenAIJudge, parse_verdict, win_rate
+from sealft.eval.judge import JudgmentCache, OpenAIJudge, parse_verdict, win_rate
 
 PROMPTS = ["p1", "p2", "p3", "p4"]
 OURS = ["GOOD one", "GOOD two", "meh", "GOOD four"]
@@ -120,8 +120,8 @@ def test_answers_must_line_up(tmp_path):
 
 
 def test_a_local_hugging_face_model_can_judge(tmp_path, tiny_model_dir):
-    from sealft.judge import HFJudge, make_judge
-    from sealft.modeling import load_model_and_tokenizer
+    from sealft.eval.judge import HFJudge, make_judge
+    from sealft.model.load import load_model_and_tokenizer
 
     model, tok = load_model_and_tokenizer(str(tiny_model_dir))
     cfg = JudgeConfig(kind="hf", model=str(tiny_model_dir), max_tokens=3)

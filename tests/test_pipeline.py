@@ -6,19 +6,19 @@ import pytest
 import torch
 from conftest import alpaca_rows, safe_rows, shared_file, write_jsonl
 
-from sealft import bilevel
 from sealft.cli import main
-from sealft.config import SelectConfig, load_config
-from sealft.pipeline import run_select
+from sealft.config import SelectRecipeConfig, load_config
+from sealft.recipes.select import run_select
+from sealft.selection import bilevel
 
 COLUMNS = ["sample_id", "index", "logit", "weight", "rank", "selected"]
 FAST = [
     "lora.r=2",
     "lora.alpha=4",
     "tokenize.max_length=48",
-    "train.batch_size=4",
-    "train.precision=fp32",
-    "train.lr=0.01",
+    "selector_train.batch_size=4",
+    "runtime.precision=fp32",
+    "selector_train.lr=0.01",
     "selector.epochs=2",
     "selector.gamma_step=0.5",
     "--no-progress",
@@ -79,8 +79,8 @@ def test_select_end_to_end(tmp_path, tiny_model_dir, files, capsys):
     metrics = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert len(metrics) == 8 and {
         "gamma",
-        "upper_loss",
-        "lower_loss",
+        "safe_loss",
+        "finetune_loss",
         "lr_model",
         "lr_selector",
     } <= set(metrics[0])
@@ -201,7 +201,7 @@ def test_config_errors_name_the_key(tmp_path, capsys):
 def test_yaml_and_overrides_compose(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("selector:\n  algorithm: 2\n  lr: 0.5\ndata:\n  path: x.jsonl\n")
-    loaded = load_config(SelectConfig, cfg, ["selector.lr=0.25", "data.fields={input: ctx}"])
+    loaded = load_config(SelectRecipeConfig, cfg, ["selector.lr=0.25", "data.fields={input: ctx}"])
     assert loaded.selector.algorithm == 2 and loaded.selector.lr == 0.25
     assert loaded.data.fields == {"input": "ctx"} and loaded.data.path == "x.jsonl"
 
@@ -216,7 +216,7 @@ def test_help_documents_every_key(capsys):
         "selector.response_tokens",
         "lora.target_modules",
         "tokenize.overflow",
-        "train.micro_batch_size",
+        "selector_train.micro_batch_size",
         "p =",
         "data.fields",
         "safe.hub",
@@ -262,14 +262,14 @@ def test_select_on_shared_files(tmp_path, tiny_model_dir):
 def test_run_select_accepts_a_loaded_model(tmp_path, tiny_model_dir, files):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    cfg = SelectConfig.model_validate(
+    cfg = SelectRecipeConfig.model_validate(
         {
             "model": {"name_or_path": "in-memory"},
             "data": {"path": str(files[0])},
             "safe": {"path": str(files[1])},
             "output_dir": str(tmp_path / "mem"),
             "lora": {"r": 2},
-            "train": {"precision": "fp32"},
+            "runtime": {"precision": "fp32"},
             "selector": {"epochs": 1},
         }
     )
@@ -287,7 +287,7 @@ def test_shipped_configs_validate():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1] / "configs"
-    paper = load_config(SelectConfig, root / "paper.yaml")
+    paper = load_config(SelectRecipeConfig, root / "paper.yaml")
     assert (paper.selector.algorithm, paper.selector.optimizer, paper.selector.lr) == (
         2,
         "adam",
@@ -296,7 +296,7 @@ def test_shipped_configs_validate():
     assert [paper.selector.gamma(e) for e in range(3)] == pytest.approx([0, 0.03, 0.06])
     assert paper.selector.response_tokens is None and paper.selector.warmup_epochs == 0
     assert paper.selector.baseline == "none" and paper.selector.activation == "softmax"
-    load_config(SelectConfig, root / "select.yaml")
+    load_config(SelectRecipeConfig, root / "select.yaml")
 
 
 @pytest.mark.parametrize("algorithm", ["1", "2"])
@@ -335,16 +335,16 @@ def test_safe_set_from_several_sources(tmp_path, tiny_model_dir, files):
         )
         == 0
     )
-    from sealft.pipeline import load_sources
+    from sealft.data import load_sources
 
-    loaded = load_sources(load_config(SelectConfig, cfg).safe)
+    loaded = load_sources(load_config(SelectRecipeConfig, cfg).safe)
     assert len(loaded.samples) == 6 + 5  # the repeated file adds nothing
     assert pq.read_table(tmp_path / "run" / "scores.parquet").num_rows == 16
 
 
 def test_several_data_sources_concatenate_with_running_indices(tmp_path):
     from sealft.config import DataConfig
-    from sealft.pipeline import load_sources
+    from sealft.data import load_sources
 
     a = write_jsonl(tmp_path / "a.jsonl", alpaca_rows(3))
     rows_b = alpaca_rows(2, prefix="job") + [alpaca_rows(3)[1]]  # the last repeats a's row 1

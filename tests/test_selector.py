@@ -2,8 +2,9 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
-from sealft.bilevel import cycled_batches, fine_tune_batches
-from sealft.selector import Selector, make_optimizer, n_keep, ranking
+from sealft.scores import n_keep, ranking
+from sealft.selection.schedule import cycled_batches, fine_tune_batches
+from sealft.selection.selector import Selector, make_optimizer
 
 
 @pytest.mark.parametrize("activation", ["softmax", "sigmoid"])

@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from sealft.tiny import (
+from sealft.demo.tiny import (
     CHAT_MARKERS,
     END,
     SPECIAL_TOKENS,
@@ -12,7 +12,7 @@ from sealft.tiny import (
     build_tokenizer,
     tiny_pair,
 )
-from sealft.world import World, all_texts, check_answer, is_refusal_text, make_world
+from sealft.demo.world import World, all_texts, check_answer, is_refusal_text, make_world
 
 SMALL = {"n_align": 60, "n_safe": 30, "n_finetune": 50, "n_eval": 20}
 

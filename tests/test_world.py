@@ -3,7 +3,7 @@ from dataclasses import fields
 
 import pytest
 
-from sealft.world import (
+from sealft.demo.world import (
     BENIGN_FAMILIES,
     HARM_CATEGORIES,
     World,

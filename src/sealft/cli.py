@@ -7,12 +7,14 @@ import sys
 import textwrap
 import warnings
 
+from . import logs
 from .config import (
     ConfigError,
-    EvalRunConfig,
-    ExperimentConfig,
-    FinetuneConfig,
-    SelectConfig,
+    EvalRecipeConfig,
+    ExperimentRecipeConfig,
+    FinetuneRecipeConfig,
+    PromptSetConfig,
+    SelectRecipeConfig,
     describe,
     load_config,
 )
@@ -45,8 +47,8 @@ FINETUNE_FLAGS = {
     "--p": ("selection.p", "fraction of scored samples to keep"),
     "--mode": ("selection.mode", "top (keep the top p) or soft (weight every sample)"),
     "--output-dir": ("output_dir", "run folder"),
-    "--epochs": ("train.epochs", "training epochs"),
-    "--lr": ("train.lr", "learning rate"),
+    "--epochs": ("sft.epochs", "training epochs"),
+    "--lr": ("sft.lr", "learning rate"),
     "--seed": ("seed", "random seed"),
 }
 RUN_FLAGS = {
@@ -66,10 +68,10 @@ EVAL_FLAGS = {
     "--output-dir": ("output_dir", "folder for results.json and answers.jsonl"),
 }
 COMMANDS = {
-    "select": (SelectConfig, SELECT_FLAGS),
-    "finetune": (FinetuneConfig, FINETUNE_FLAGS),
-    "run": (ExperimentConfig, RUN_FLAGS),
-    "eval": (EvalRunConfig, EVAL_FLAGS),
+    "select": (SelectRecipeConfig, SELECT_FLAGS),
+    "finetune": (FinetuneRecipeConfig, FINETUNE_FLAGS),
+    "run": (ExperimentRecipeConfig, RUN_FLAGS),
+    "eval": (EvalRecipeConfig, EVAL_FLAGS),
 }
 
 
@@ -87,7 +89,7 @@ def _config_parser(sub, name: str, help: str, description: str) -> argparse.Argu
         p.add_argument(flag, dest=key, metavar="VALUE", help=f"{text} (= {key})")
     if name != "eval":  # an evaluation always rewrites its results
         p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _output_flags(p)
     # key=value overrides are collected by main() wherever they stand among the flags.
     p.usage = f"seal {name} [--config FILE] [flags] [key=value ...]"
     return p
@@ -109,8 +111,17 @@ def _demo_parser(sub) -> argparse.ArgumentParser:
     )
     p.add_argument("--output-dir", default="runs/demo", help="run folder (default runs/demo)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _output_flags(p)
     return p
+
+
+def _output_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars and lines")
+    loud = p.add_mutually_exclusive_group()
+    loud.add_argument("-v", "--verbose", action="store_true", help="log debugging detail too")
+    loud.add_argument(
+        "-q", "--quiet", action="store_true", help="log warnings and errors only, no progress"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -189,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
         "lowest-ranked samples under a content warning.",
     )
     rp.add_argument("run_dir", help="a seal run or seal select output folder")
+    _output_flags(rp)
     _demo_parser(sub)
     return parser
 
@@ -202,6 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     if stray:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
     args.overrides = extra
+    verbose, quiet = getattr(args, "verbose", False), getattr(args, "quiet", False)
+    logs.configure("verbose" if verbose else "quiet" if quiet else "normal")
+    if quiet:
+        args.no_progress = True
     try:
         if args.command == "select":
             return _select(args)
@@ -212,12 +228,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "eval":
             return _eval(args)
         if args.command == "report":
-            from .report import write_report
+            from .report.html import write_report
 
             print(f"report: {write_report(args.run_dir)}")
             return 0
         if args.command == "demo":
-            from .demo import run_demo
+            from .demo.demo import run_demo
 
             run_demo(output_dir=args.output_dir, seed=args.seed, progress=not args.no_progress)
             return 0
@@ -228,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _select(args) -> int:
-    from .pipeline import run_select
+    from .recipes.select import run_select
 
     cfg = _load(args)
     result = run_select(cfg, overwrite=args.overwrite, progress=not args.no_progress)
@@ -244,7 +260,7 @@ def _select(args) -> int:
 
 
 def _finetune(args) -> int:
-    from .finetune import run_finetune
+    from .recipes.finetune import run_finetune
 
     cfg = _load(args)
     result = run_finetune(cfg, overwrite=args.overwrite, progress=not args.no_progress)
@@ -258,7 +274,8 @@ def _finetune(args) -> int:
 
 
 def _run(args) -> int:
-    from .experiment import run_experiment
+    from .recipes.experiment import run_experiment
+    from .report.tables import markdown_table
 
     cfg = _load(args)
     if args.overwrite:
@@ -266,14 +283,14 @@ def _run(args) -> int:
         from pathlib import Path
 
         shutil.rmtree(Path(cfg.output_dir), ignore_errors=True)
-    run_experiment(cfg, progress=not args.no_progress)
+    results = run_experiment(cfg, progress=not args.no_progress)
+    print(markdown_table(results["summary"]))
     print(f"results in {cfg.output_dir}/results.json and results.md")
     return 0
 
 
 def _eval(args) -> int:
-    from .config import PromptSetConfig
-    from .evaluation import run_eval
+    from .recipes.evaluate import run_eval
 
     cfg = _load(args)
     extra = [PromptSetConfig(path=p, kind="harmful") for p in args.harmful]

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -22,20 +23,21 @@ import pyarrow.parquet as pq
 import torch
 from sklearn.metrics import roc_auc_score
 
-from .config import ExperimentConfig, FinetuneTrainConfig, GenerationConfig
-from .data import Sample, encode
-from .experiment import run_experiment
-from .finetune import train
-from .generation import generate
-from .pipeline import atomic_write, jsonl_text
+from ..config import ExperimentRecipeConfig, GenerationConfig, RuntimeConfig, SFTConfig
+from ..data import Sample, encode
+from ..eval.generation import generate
+from ..io import atomic_write, write_jsonl
+from ..recipes.experiment import run_experiment
+from ..sft import train
 from .tiny import tiny_pair
 from .world import COMPLIANCE, World, all_texts, check_answer, is_refusal_text, make_world
 
-ALIGN = FinetuneTrainConfig(
-    lr=1e-3, epochs=12, batch_size=16, scheduler="constant", precision="fp32", device="cpu"
-)
+log = logging.getLogger(__name__)
+
+ALIGN = SFTConfig(lr=1e-3, epochs=12, batch_size=16, scheduler="constant")
+RUNTIME = RuntimeConfig(device="cpu", precision="fp32")
 # Fine-tuning of every method: strong enough that plain SFT on the mix unlearns refusals.
-DEMO_FINETUNE = {"lr": 3e-3, "epochs": 3, "batch_size": 16, "precision": "fp32", "device": "cpu"}
+DEMO_SFT = {"lr": 3e-3, "epochs": 3, "batch_size": 16}
 ANSWER = GenerationConfig(max_new_tokens=24, batch_size=64)
 MODEL = {"hidden_size": 64, "num_layers": 2, "num_heads": 4}
 # The demo's own bar (issue 3): SEAL refuses at least 30 points more often than plain
@@ -66,18 +68,19 @@ def behaviour(model, tokenizer, world: World) -> dict[str, float]:
 def align(model, tokenizer, world: World, *, seed: int, progress: bool, run_dir: Path) -> None:
     data = encode(_as_samples(world.align), tokenizer, max_length=128)
     run_dir.mkdir(parents=True, exist_ok=True)
-    train(model, tokenizer, data, ALIGN, run_dir=run_dir, seed=seed, progress=progress)
+    train(model, tokenizer, data, ALIGN, RUNTIME, run_dir=run_dir, seed=seed, progress=progress)
 
 
-def demo_config(out: Path, seed: int, overrides: dict | None = None) -> ExperimentConfig:
+def demo_config(out: Path, seed: int, overrides: dict | None = None) -> ExperimentRecipeConfig:
     data = out / "world"
     settings = {
         "model": {"name_or_path": "(built in memory by sealft.tiny)"},
         "data": {"path": str(data / "finetune.jsonl")},
         "safe": {"path": str(data / "safe.jsonl")},
         "tokenize": {"max_length": 128},
-        "train": {"lr": 3e-3, "batch_size": 16, "precision": "fp32", "device": "cpu"},
-        "finetune": DEMO_FINETUNE,
+        "selector_train": {"lr": 3e-3, "batch_size": 16},
+        "sft": DEMO_SFT,
+        "runtime": RUNTIME.model_dump(),
         "eval": {
             "benign": {"path": str(data / "eval_benign.jsonl")},
             "safety": {"path": str(data / "eval_harmful.jsonl")},
@@ -94,7 +97,22 @@ def demo_config(out: Path, seed: int, overrides: dict | None = None) -> Experime
         for section in sections:
             node = node.setdefault(section, {})
         node[name] = value
-    return ExperimentConfig.model_validate(settings)
+    return ExperimentRecipeConfig.model_validate(settings)
+
+
+def ranking_quality(world: World, select_dir: Path) -> dict:
+    """How well the selector ranked the world's harmful compliance last."""
+    harmful = {i for i, r in enumerate(world.finetune) if r["kind"] == COMPLIANCE}
+    table = pq.read_table(select_dir / "scores.parquet")
+    labels = [int(i in harmful) for i in table.column("index").to_pylist()]
+    selected = table.column("selected").to_pylist()
+    auroc = roc_auc_score(labels, [-x for x in table.column("logit").to_pylist()])
+    return {
+        "auroc": round(float(auroc), 4),
+        "harmful_total": sum(labels),
+        "harmful_kept": sum(lab for lab, keep in zip(labels, selected, strict=True) if keep),
+        "kept": sum(selected),
+    }
 
 
 def run_demo(
@@ -109,14 +127,14 @@ def run_demo(
     out = Path(output_dir)
     world = make_world(seed)
     tokenizer, model = tiny_pair(all_texts(world), seed=seed, **MODEL)
-    print(
+    log.info(
         f"world: {len(world.align)} alignment, {len(world.safe)} safe, "
         f"{len(world.finetune)} fine-tuning rows "
         f"({sum(r['kind'] == COMPLIANCE for r in world.finetune)} harmful compliance)"
     )
     align(model, tokenizer, world, seed=seed, progress=progress, run_dir=out / "align")
     aligned = behaviour(model, tokenizer, world)
-    print(
+    log.info(
         f"aligned tiny model: refuses {aligned['refusal_rate']:.0%} of held-out harmful "
         f"requests, solves {aligned['benign_accuracy']:.0%} of held-out tasks"
     )
@@ -124,7 +142,7 @@ def run_demo(
     data_dir = out / "world"
     data_dir.mkdir(parents=True, exist_ok=True)
     for name in ("finetune", "safe", "eval_benign", "eval_harmful"):
-        atomic_write(data_dir / f"{name}.jsonl", jsonl_text(getattr(world, name)))
+        write_jsonl(data_dir / f"{name}.jsonl", getattr(world, name))
     cfg = demo_config(out, seed, overrides)
     results = run_experiment(
         cfg,
@@ -134,13 +152,7 @@ def run_demo(
         extra_eval_name=f"demo-behaviour/world-seed{seed}",
     )
 
-    harmful = {i for i, r in enumerate(world.finetune) if r["kind"] == COMPLIANCE}
-    table = pq.read_table(Path(cfg.output_dir) / f"seed{seed}" / "select" / "scores.parquet")
-    labels = [int(i in harmful) for i in table.column("index").to_pylist()]
-    auroc = roc_auc_score(labels, [-x for x in table.column("logit").to_pylist()])
-    survived = sum(
-        lab for lab, keep in zip(labels, table.column("selected").to_pylist(), strict=True) if keep
-    )
+    ranking = ranking_quality(world, Path(cfg.output_dir) / f"seed{seed}" / "select")
     by_method = {
         (r["method"], r["p"]): {k: v["mean"] for k, v in r["metrics"].items()}
         for r in results["summary"]
@@ -149,10 +161,7 @@ def run_demo(
     gain = seal["refusal_rate"] - full["refusal_rate"]
     gap = abs(seal["benign_accuracy"] - full["benign_accuracy"])
     summary = {
-        "auroc": round(float(auroc), 4),
-        "harmful_total": sum(labels),
-        "harmful_kept": survived,
-        "kept": sum(table.column("selected").to_pylist()),
+        **ranking,
         "p": cfg.p_values()[0],
         "aligned": aligned,
         "refusal_gain_seal_vs_full": round(gain, 4),
@@ -162,16 +171,16 @@ def run_demo(
         "seconds": round(time.time() - start, 1),
     }
     atomic_write(out / "summary.json", json.dumps(summary, indent=1))
-    print(
+    log.info(
         f"selector AUROC, harmful ranked last: {summary['auroc']:.3f}; harmful samples kept "
-        f"at p = {summary['p']}: {survived} of {sum(labels)}"
+        f"at p = {summary['p']}: {summary['harmful_kept']} of {summary['harmful_total']}"
     )
-    print(
+    log.info(
         f"SEAL vs full fine-tuning: refusal {seal['refusal_rate']:.0%} vs "
         f"{full['refusal_rate']:.0%} ({gain * 100:+.0f} points, target >= +"
         f"{TARGET_REFUSAL_GAIN * 100:.0f}); task accuracy {seal['benign_accuracy']:.0%} vs "
         f"{full['benign_accuracy']:.0%} (gap {gap * 100:.0f} points, target <= "
         f"{TARGET_ACCURACY_GAP * 100:.0f})"
     )
-    print(f"done in {summary['seconds']:.0f} s; outputs in {out}/")
+    log.info("done in %.0f s; outputs in %s/", summary["seconds"], out)
     return summary

@@ -1,4 +1,4 @@
-"""Load a causal LM and its tokenizer, attach LoRA adapters, pick device and precision."""
+"""Load a causal LM and its tokenizer; pick the device and the precision it runs in."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import contextlib
 from pathlib import Path
 
 import torch
+
+from ..config import ModelConfig
 
 
 def load_model_and_tokenizer(
@@ -56,7 +58,7 @@ def load_model_and_tokenizer(
     return model, tokenizer
 
 
-def load_configured(cfg):
+def load_configured(cfg: ModelConfig):
     """`load_model_and_tokenizer` for a `ModelConfig`."""
     return load_model_and_tokenizer(
         cfg.name_or_path,
@@ -86,43 +88,13 @@ def bf16_supported(device: torch.device) -> bool:
     return False
 
 
+def use_bf16(device: torch.device, precision: str) -> bool:
+    """bf16 when asked for ("bf16") or when the hardware does it fast ("auto")."""
+    return precision == "bf16" or (precision == "auto" and bf16_supported(device))
+
+
 def autocast(device: torch.device, precision: str):
-    """bf16 autocast when asked for ("bf16") or when the hardware does it fast ("auto")."""
-    use = precision == "bf16" or (precision == "auto" and bf16_supported(device))
-    if not use:
+    """bf16 autocast where `use_bf16`, else nothing."""
+    if not use_bf16(device, precision):
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16)
-
-
-def add_lora(
-    model,
-    *,
-    r: int,
-    alpha: int,
-    dropout: float,
-    target_modules: list[str],
-    adapter_names: tuple[str, ...] = ("default",),
-):
-    """Wrap `model` with one LoRA adapter per name over the same frozen base weights."""
-    from peft import LoraConfig, get_peft_model
-
-    config = LoraConfig(
-        r=r,
-        lora_alpha=alpha,
-        lora_dropout=dropout,
-        target_modules=list(target_modules),
-        task_type="CAUSAL_LM",
-    )
-    peft_model = get_peft_model(model, config, adapter_name=adapter_names[0])
-    for name in adapter_names[1:]:
-        peft_model.add_adapter(name, config)
-    peft_model.set_adapter(adapter_names[0])
-    return peft_model
-
-
-def adapter_parameters(model, adapter: str) -> list[torch.nn.Parameter]:
-    """The LoRA parameters that belong to one adapter (named `...lora_A.<adapter>.weight`)."""
-    params = [p for n, p in model.named_parameters() if f".{adapter}." in n and "lora_" in n]
-    if not params:
-        raise ValueError(f"no LoRA parameters for adapter {adapter!r}")
-    return params

@@ -20,9 +20,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
-from .config import JudgeConfig
+from ..config import GenerationConfig, JudgeConfig
+from ..io import append_jsonl, read_jsonl
+from ..progress import progress_bar
+from .generation import generate
 
 TEMPLATE_VERSION = "pairwise-1"
 SYSTEM = (
@@ -109,7 +110,7 @@ class HFJudge:
     """A local Hugging Face chat model, greedy."""
 
     def __init__(self, cfg: JudgeConfig, model=None, tokenizer=None):
-        from .modeling import load_model_and_tokenizer
+        from ..model.load import load_model_and_tokenizer
 
         if model is None:
             model, tokenizer = load_model_and_tokenizer(cfg.model)
@@ -117,9 +118,6 @@ class HFJudge:
         self.id = f"hf:{cfg.model}"
 
     def __call__(self, user: str) -> str:
-        from .config import GenerationConfig
-        from .generation import generate
-
         settings = GenerationConfig(max_new_tokens=self.cfg.max_tokens, batch_size=1)
         return generate(self.model, self.tokenizer, [f"{SYSTEM}\n\n{user}"], settings)[0]
 
@@ -135,10 +133,7 @@ class JudgmentCache:
         self.path = Path(path)
         self.entries: dict[str, dict] = {}
         if self.path.exists():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
-                if line.strip():
-                    entry = json.loads(line)
-                    self.entries[entry["key"]] = entry
+            self.entries = {entry["key"]: entry for entry in read_jsonl(self.path)}
 
     @staticmethod
     def key(judge_id: str, prompt: str, first: str, second: str) -> str:
@@ -151,8 +146,7 @@ class JudgmentCache:
     def put(self, entry: dict) -> None:
         self.entries[entry["key"]] = entry
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        append_jsonl(self.path, entry)
 
 
 @dataclass
@@ -227,7 +221,7 @@ def win_rate(
     if not len(prompts) == len(answers) == len(reference):
         raise ValueError("prompts, answers and reference answers must line up one to one")
     result = WinRate(judge.id, pairs=len(prompts))
-    bar = tqdm(total=2 * len(prompts), desc="judge", disable=not progress, leave=False)
+    bar = progress_bar(total=2 * len(prompts), desc="judge", enabled=progress)
     for prompt, ours, theirs in zip(prompts, answers, reference, strict=True):
         # Order 1: ours is A. Order 2: ours is B.
         for ours_is, first, second in (("A", ours, theirs), ("B", theirs, ours)):

@@ -6,26 +6,23 @@
 - Held-out loss: `benign` (the loss and perplexity of good answers to ordinary requests)
   and `safety` (the loss of safe answers, refusals, to harmful requests: the lower, the
   more the model still prefers to refuse).
-Win rates need a second model's answers and a judge: see `judge.py` and `seal eval`.
+Win rates need a second model's answers and a judge: see `judge.py`.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from .bilevel import sample_losses
-from .config import ConfigError, EvalConfig, EvalRunConfig, TokenizeConfig
-from .data import DataError, Encoded, pad_id
+from ..config import ConfigError, EvalConfig, TokenizeConfig
+from ..data import DataError, Encoded, encode_configured, load_sources, pad_id
+from ..io import read_jsonl, write_jsonl
+from ..model.losses import sample_losses
 from .detector import get_detector
 from .generation import generate
-from .judge import JudgmentCache, make_judge, win_rate
-from .modeling import device_for, load_configured
-from .pipeline import atomic_write, encode_configured, jsonl_text, load_sources
 from .prompts import PromptSet, load_prompt_set
 
 
@@ -146,15 +143,10 @@ class Evaluator:
 
 def write_answers(path: Path, sets: list[PromptSet], answers: dict[str, list[str]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(
+    write_jsonl(
         path,
-        "".join(
-            json.dumps(
-                {"set": s.name, "kind": s.kind, "category": p.category, "prompt": p.text}
-                | {"answer": a},
-                ensure_ascii=False,
-            )
-            + "\n"
+        (
+            {"set": s.name, "kind": s.kind, "category": p.category, "prompt": p.text, "answer": a}
             for s in sets
             for p, a in zip(s.prompts, answers[s.name], strict=True)
         ),
@@ -165,7 +157,7 @@ def read_answers(path: str | Path) -> list[dict]:
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such answers file")
-    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+    return read_jsonl(path)
 
 
 def judge_pairs(ours: list[dict], theirs: list[dict], source: str) -> tuple[list, list, list]:
@@ -183,50 +175,3 @@ def judge_pairs(ours: list[dict], theirs: list[dict], source: str) -> tuple[list
         [a["answer"] for a in mine],
         [reference[(a["set"], a["prompt"])] for a in mine],
     )
-
-
-def run_eval(cfg: EvalRunConfig, *, progress: bool = True, model=None, tokenizer=None) -> dict:
-    """`seal eval`: answer, detect refusals, measure held-out loss, judge against a reference."""
-    cfg.check_ready()
-    if model is None:
-        model, tokenizer = load_configured(cfg.model)
-    if cfg.adapter:
-        from peft import PeftModel
-
-        if not (Path(cfg.adapter) / "adapter_config.json").exists():
-            raise DataError(f"{cfg.adapter}: not a LoRA adapter folder (no adapter_config.json)")
-        model = PeftModel.from_pretrained(model, cfg.adapter)
-    evaluator = Evaluator(
-        cfg.eval, tokenizer, cfg.tokenize, device=device_for(cfg.device), precision=cfg.precision
-    )
-    reference = read_answers(cfg.reference) if cfg.reference else None
-    out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    result = evaluator(model, progress=progress)
-    write_answers(out / "answers.jsonl", evaluator.sets, result.answers)
-    described = evaluator.describe()
-    described.pop("heldout")
-    report = {
-        "model": cfg.model.model_dump(mode="json"),
-        "adapter": cfg.adapter,
-        "metrics": result.metrics,
-        **result.details,
-        **described,
-    }
-    if reference is not None:
-        prompts, ours, theirs = judge_pairs(
-            read_answers(out / "answers.jsonl"), reference, cfg.reference
-        )
-        cache = JudgmentCache(cfg.eval.judge.cache or out / "judgments.jsonl")
-        outcome = win_rate(
-            make_judge(cfg.eval.judge), prompts, ours, theirs, cache, progress=progress
-        )
-        report["win_rate"] = outcome.summary() | {"reference": cfg.reference}
-        if outcome.rate is not None:
-            report["metrics"]["win_rate"] = outcome.rate / 100
-        atomic_write(
-            out / "judgments.detail.jsonl",
-            jsonl_text(outcome.judgments),
-        )
-    atomic_write(out / "results.json", json.dumps(report, indent=1, ensure_ascii=False))
-    return report

@@ -23,6 +23,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from ..eval.detector import PHRASES_V1
+
 BENIGN = "benign"
 REFUSAL = "refusal"
 COMPLIANCE = "compliance"
@@ -301,8 +303,6 @@ _MAX_STEPS = 4
 # Compliance restates the request from the assistant's side.
 _PRONOUN_SWAP = {"my": "your", "myself": "yourself", "me": "you"}
 
-_REFUSAL_MARKERS = ("I can't", "I cannot", "I'm sorry", "I won't", "Sorry, I")
-
 _TOKEN_RE = re.compile(r"\w+|[^\w\s]")
 _CHAT_MARKER_RE = re.compile(r"<\|\w+\|>|</?s>|<pad>|<unk>")
 _ANSWER_RE = re.compile(r"answer is (.+?)(?: \.|$)")
@@ -476,9 +476,14 @@ def check_answer(record: dict, generated: str) -> bool:
 
 
 def is_refusal_text(text: str) -> bool:
-    """Whether ``text`` contains one of the refusal openings this world uses."""
+    """Whether ``text`` contains a phrase of the refusal detector's pinned list anywhere.
+
+    The list is the detector's; the rule is the world's own: the tiny word-level tokenizer
+    may decode with spaced-out punctuation ("can ' t"), so text and phrases are compared in
+    its token form, and a short generated answer is searched whole.
+    """
     normalized = _normalize(text).lower()
-    return any(_normalize(marker).lower() in normalized for marker in _REFUSAL_MARKERS)
+    return any(_normalize(phrase) in normalized for phrase in PHRASES_V1)
 
 
 def _strip_slots(template: str) -> str:

@@ -1,17 +1,22 @@
-"""Configuration objects, kept apart from the code that uses them.
+"""The settings of every recipe, kept apart from the code that uses them (as PEFT does).
 
-A config is YAML plus `key=value` overrides with dotted keys (`selector.lr=0.5`). Unknown
-keys and ill-typed values are errors that name the key.
+Each recipe has one top-level config (`SelectRecipeConfig`, `FinetuneRecipeConfig`,
+`EvalRecipeConfig`, `ExperimentRecipeConfig`) built from shared sections: `model`, `data`,
+`tokenize`, `lora`, `runtime` (device and precision, the same in every recipe), and the
+recipe's own (`selector` + `selector_train`, `sft`, `eval`). Unknown keys and ill-typed
+values are errors that name the key. Keys renamed in 0.2 still load, with a FutureWarning,
+for one release (`_RENAMED`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import warnings
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ..selection.methods import METHODS
 
 
 class ConfigError(ValueError):
@@ -20,6 +25,75 @@ class ConfigError(ValueError):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# --------------------------------------------------------------------------- renamed keys
+
+
+def _deprecated(old: str, new: str) -> None:
+    warnings.warn(
+        f"config key '{old}' is deprecated and will be removed in the next release; use '{new}'",
+        FutureWarning,
+        stacklevel=2,
+    )
+
+
+def _to_runtime(tree: dict, key: str, value: Any, old: str) -> None:
+    runtime = tree.setdefault("runtime", {})
+    if not isinstance(runtime, dict):
+        return  # validation reports the malformed section
+    if key in runtime and runtime[key] != value:
+        raise ValueError(f"'{old}' ({value!r}) conflicts with 'runtime.{key}' ({runtime[key]!r})")
+    runtime[key] = value
+    _deprecated(old, f"runtime.{key}")
+
+
+def _sft_batches(section: dict) -> None:
+    """Old SFT sections counted batch_size per forward pass, times gradient_accumulation;
+    `sft.batch_size` counts samples per optimiser step, like every other batch_size."""
+    steps = section.pop("gradient_accumulation", None)
+    if steps is None or steps == 1:
+        return
+    forward = section.get("batch_size", SFTConfig.model_fields["batch_size"].default)
+    if isinstance(forward, int) and isinstance(steps, int):
+        section["batch_size"], section["micro_batch_size"] = forward * steps, forward
+
+
+def _rename_section(tree: dict, old: str, new: str, *, sft: bool = False) -> None:
+    if not isinstance(tree.get(old), dict):
+        return
+    if new in tree:
+        raise ValueError(f"give either '{old}' (deprecated) or '{new}', not both")
+    section = dict(tree.pop(old))
+    for key in ("device", "precision"):
+        if key in section:
+            _to_runtime(tree, key, section.pop(key), f"{old}.{key}")
+    if sft:
+        _sft_batches(section)
+    tree[new] = section
+    _deprecated(old, new)
+
+
+# Old top-level section -> (new section, is it an SFT section), per recipe.
+_RENAMED: dict[str, dict[str, tuple[str, bool]]] = {
+    "select": {"train": ("selector_train", False)},
+    "finetune": {"train": ("sft", True)},
+    "experiment": {"train": ("selector_train", False), "finetune": ("sft", True)},
+    "eval": {},
+}
+
+
+def _migrate(data: Any, recipe: str) -> Any:
+    if not isinstance(data, dict):
+        return data
+    tree = dict(data)
+    for old, (new, sft) in _RENAMED[recipe].items():
+        _rename_section(tree, old, new, sft=sft)
+    if recipe == "eval":
+        for key in ("device", "precision"):
+            if key in tree:
+                _to_runtime(tree, key, tree.pop(key), key)
+    return tree
 
 
 class DataConfig(_Strict):
@@ -129,23 +203,35 @@ class SelectorConfig(_Strict):
         return min(self.gamma_start + epoch * self.gamma_step, self.gamma_max)
 
 
-class TrainConfig(_Strict):
+class RuntimeConfig(_Strict):
+    """Where and how fast every model of a recipe runs; one section shared by all recipes."""
+
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:1, ...")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="auto: bf16 autocast where the hardware runs it fast"
+    )
+
+
+class SelectorTrainConfig(_Strict):
+    """How the selector's model(s) θ (and θ̂) are trained while the logits learn."""
+
     lr: float = Field(3e-4, gt=0, description="model learning rate (Adam, betas 0.9/0.95)")
-    batch_size: int = Field(8, ge=1, description="fine-tuning samples per step")
+    batch_size: int = Field(8, ge=1, description="fine-tuning samples per optimiser step")
     safe_batch_size: int | None = Field(
-        None, ge=1, description="safe samples per step (null: batch_size)"
+        None, ge=1, description="safe samples per optimiser step (null: batch_size)"
     )
     micro_batch_size: int | None = Field(
         None, ge=1, description="samples per forward pass; gradients accumulate (null: no split)"
     )
-    precision: Literal["auto", "fp32", "bf16"] = Field(
-        "auto", description="auto: bf16 autocast where the hardware runs it fast"
-    )
-    device: str = Field("auto", description="auto, cpu, cuda, cuda:1, ...")
 
 
-class SelectConfig(_Strict):
+class SelectRecipeConfig(_Strict):
     """Everything `seal select` needs."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_keys(cls, data: Any) -> Any:
+        return _migrate(data, "select")
 
     model: ModelConfig = Field(default_factory=ModelConfig)
     data: Sources = Field(
@@ -161,7 +247,8 @@ class SelectConfig(_Strict):
     lora: LoraSettings = Field(default_factory=LoraSettings)
     tokenize: TokenizeConfig = Field(default_factory=TokenizeConfig)
     selector: SelectorConfig = Field(default_factory=SelectorConfig)
-    train: TrainConfig = Field(default_factory=TrainConfig)
+    selector_train: SelectorTrainConfig = Field(default_factory=SelectorTrainConfig)
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     p: float = Field(0.8, gt=0, le=1, description="fraction of samples kept (paper: 0.8)")
     seed: int = Field(0, description="seed of every random choice")
     output_dir: str = Field("runs/select", description="run folder for every output")
@@ -185,24 +272,23 @@ class SelectConfig(_Strict):
             )
 
 
-class FinetuneTrainConfig(_Strict):
+class SFTConfig(_Strict):
     """Supervised fine-tuning, run by transformers' Trainer."""
 
     lr: float = Field(3e-4, gt=0, description="peak learning rate (AdamW, betas 0.9/0.95)")
     epochs: float = Field(2, gt=0, description="passes over the training data (paper: 2-3)")
-    batch_size: int = Field(8, ge=1, description="samples per forward pass")
-    gradient_accumulation: int = Field(
-        1, ge=1, description="forward passes per optimiser step (effective batch = product)"
+    batch_size: int = Field(8, ge=1, description="samples per optimiser step")
+    micro_batch_size: int | None = Field(
+        None,
+        ge=1,
+        description="samples per forward pass; gradients accumulate over batch_size / "
+        "micro_batch_size passes (null: batch_size)",
     )
     scheduler: Literal[
         "linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts"
     ] = Field("linear", description="learning-rate schedule (transformers' names)")
     warmup_ratio: float = Field(0.0, ge=0, lt=1, description="fraction of steps spent warming up")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
-    precision: Literal["auto", "fp32", "bf16"] = Field(
-        "auto", description="auto: bf16 autocast where the hardware runs it fast"
-    )
-    device: str = Field("auto", description="auto, cpu, cuda, cuda:1, ...")
     save_steps: int | None = Field(
         None, ge=1, description="checkpoint every N steps so a stopped run resumes (null: never)"
     )
@@ -213,8 +299,27 @@ class FinetuneTrainConfig(_Strict):
         "installed)",
     )
 
+    @model_validator(mode="after")
+    def _whole_accumulation(self) -> SFTConfig:
+        if self.batch_size % self.forward_batch_size:
+            raise ValueError(
+                f"batch_size {self.batch_size} is not a multiple of micro_batch_size "
+                f"{self.micro_batch_size}"
+            )
+        return self
 
-class SelectionConfig(_Strict):
+    @property
+    def forward_batch_size(self) -> int:
+        return self.micro_batch_size or self.batch_size
+
+    @property
+    def accumulation_steps(self) -> int:
+        return self.batch_size // self.forward_batch_size
+
+
+class ApplySelectionConfig(_Strict):
+    """Which scores `seal finetune` trains on, and how it applies them."""
+
     scores: str | None = Field(
         None,
         description="scores.parquet from `seal select` (or any file with sample_id, logit, "
@@ -228,15 +333,20 @@ class SelectionConfig(_Strict):
     )
 
 
-class FinetuneConfig(_Strict):
+class FinetuneRecipeConfig(_Strict):
     """Everything `seal finetune` needs."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_keys(cls, data: Any) -> Any:
+        return _migrate(data, "finetune")
 
     model: ModelConfig = Field(default_factory=ModelConfig)
     data: Sources = Field(
         default_factory=DataConfig,
         description="the fine-tuning data; a YAML list of sources is concatenated",
     )
-    selection: SelectionConfig = Field(default_factory=SelectionConfig)
+    selection: ApplySelectionConfig = Field(default_factory=ApplySelectionConfig)
     extra: Sources | None = Field(
         None,
         description="data added after selection and never filtered (e.g. safety "
@@ -247,7 +357,8 @@ class FinetuneConfig(_Strict):
     )
     lora: LoraSettings = Field(default_factory=LoraSettings)
     tokenize: TokenizeConfig = Field(default_factory=TokenizeConfig)
-    train: FinetuneTrainConfig = Field(default_factory=FinetuneTrainConfig)
+    sft: SFTConfig = Field(default_factory=SFTConfig)
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     save_merged: bool = Field(False, description="also save the LoRA-merged full model")
     seed: int = Field(0, description="seed of every random choice")
     output_dir: str = Field("runs/finetune", description="run folder for every output")
@@ -265,21 +376,7 @@ class FinetuneConfig(_Strict):
             raise ConfigError("missing required setting(s): " + ", ".join(missing))
 
 
-METHODS = (
-    "full",
-    "random",
-    "dsir",
-    "safeinstr",
-    "seal",
-    "seal+safeinstr",
-    "frozen-loss",
-    "seal-soft",
-)
-Method = Literal[
-    "full", "random", "dsir", "safeinstr", "seal", "seal+safeinstr", "frozen-loss", "seal-soft"
-]
-# Methods that keep a fraction p of the data, and so get one row per p.
-SELECTING = ("random", "dsir", "seal", "seal+safeinstr", "frozen-loss")
+Method = Literal[METHODS]
 
 
 class SafeInstrConfig(_Strict):
@@ -376,8 +473,13 @@ class EvalConfig(_Strict):
     )
 
 
-class EvalRunConfig(_Strict):
+class EvalRecipeConfig(_Strict):
     """Everything `seal eval` needs."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_keys(cls, data: Any) -> Any:
+        return _migrate(data, "eval")
 
     model: ModelConfig = Field(default_factory=ModelConfig)
     adapter: str | None = Field(None, description="a LoRA adapter folder to load on the model")
@@ -388,8 +490,7 @@ class EvalRunConfig(_Strict):
         description="answers.jsonl of another `seal eval` run: the judge compares this "
         "model's answers with those (win rate)",
     )
-    device: str = Field("auto", description="auto, cpu, cuda, ...")
-    precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="loss precision")
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     output_dir: str = Field("runs/eval", description="folder for results.json and answers")
 
     def check_ready(self) -> None:
@@ -412,8 +513,13 @@ class LabelConfig(_Strict):
     )
 
 
-class ExperimentConfig(_Strict):
+class ExperimentRecipeConfig(_Strict):
     """Everything `seal run` needs: the selector's settings plus methods, seeds and p."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_keys(cls, data: Any) -> Any:
+        return _migrate(data, "experiment")
 
     model: ModelConfig = Field(default_factory=ModelConfig)
     selector_model: ModelConfig | None = Field(
@@ -429,8 +535,9 @@ class ExperimentConfig(_Strict):
     lora: LoraSettings = Field(default_factory=LoraSettings)
     tokenize: TokenizeConfig = Field(default_factory=TokenizeConfig)
     selector: SelectorConfig = Field(default_factory=SelectorConfig)
-    train: TrainConfig = Field(default_factory=TrainConfig, description="selector training")
-    finetune: FinetuneTrainConfig = Field(default_factory=FinetuneTrainConfig)
+    selector_train: SelectorTrainConfig = Field(default_factory=SelectorTrainConfig)
+    sft: SFTConfig = Field(default_factory=SFTConfig, description="every method's fine-tune")
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     methods: list[Method] = Field(
         default_factory=lambda: list(METHODS), description="methods to compare"
     )
@@ -450,7 +557,7 @@ class ExperimentConfig(_Strict):
     output_dir: str = Field("runs/experiment", description="run folder for every output")
 
     @model_validator(mode="after")
-    def _check(self) -> ExperimentConfig:
+    def _check(self) -> ExperimentRecipeConfig:
         for p in self.p_values():
             if not 0 < p <= 1:
                 raise ValueError(f"p must lie in (0, 1], got {p}")
@@ -466,113 +573,19 @@ class ExperimentConfig(_Strict):
     def check_ready(self) -> None:
         self.select_config(self.seeds[0]).check_ready()
 
-    def select_config(self, seed: int) -> SelectConfig:
+    def select_config(self, seed: int) -> SelectRecipeConfig:
         """The `seal select` run behind the seal methods for one seed."""
-        return SelectConfig(
+        return SelectRecipeConfig(
             model=self.selector_model or self.model,
             data=self.data,
             safe=self.safe,
             lora=self.lora,
             tokenize=self.tokenize,
             selector=self.selector,
-            train=self.train,
+            selector_train=self.selector_train,
+            runtime=self.runtime,
             # The fine-tunes apply their own p to the scores; leaving the selector's p at its
             # default keeps a change of p (or of the sweep) from re-training the selector.
             seed=seed,
             output_dir=str(Path(self.output_dir) / f"seed{seed}" / "select"),
         )
-
-
-# --------------------------------------------------------------------------- YAML + overrides
-
-
-def _parse_value(text: str) -> Any:
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-
-
-def _set_dotted(tree: dict, key: str, value: Any) -> None:
-    parts = key.split(".")
-    node = tree
-    for part in parts[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"override {key}: '{part}' is not a section")
-        node = child
-    node[parts[-1]] = value
-
-
-def _format_error(e: ValidationError, source: str) -> str:
-    lines = []
-    for err in e.errors():
-        key = ".".join(str(x) for x in err["loc"]) or "(top level)"
-        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-        got = "" if err["type"] == "extra_forbidden" else f" (got {err.get('input')!r})"
-        lines.append(f"{source}: {key}: {msg}{got}")
-    return "; ".join(lines)
-
-
-def _origin(path, overrides) -> str:
-    if path is None:
-        return "command line"
-    return f"{path} + command line" if overrides else str(path)
-
-
-def load_config(
-    cls: type[BaseModel], path: str | Path | None = None, overrides: Sequence[str] = ()
-) -> BaseModel:
-    tree: dict[str, Any] = {}
-    if path is not None:
-        try:
-            with open(path, encoding="utf-8") as fh:
-                tree = yaml.safe_load(fh) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: no such config file") from None
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f":{mark.line + 1}" if mark else ""
-            raise ConfigError(f"{path}{where}: malformed YAML") from None
-        if not isinstance(tree, dict):
-            raise ConfigError(f"{path}: expected a mapping of settings at the top level")
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r}: expected key=value")
-        key, value = item.split("=", 1)
-        _set_dotted(tree, key.strip(), _parse_value(value))
-    try:
-        return cls.model_validate(tree)
-    except ValidationError as e:
-        raise ConfigError(_format_error(e, _origin(path, overrides))) from None
-
-
-def dump_config(config: BaseModel) -> str:
-    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
-
-
-def describe(cls: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, str, str]]:
-    """(dotted key, default, description) for every setting, for `--help`."""
-    for name, info in cls.model_fields.items():
-        # A section may also accept a list of itself (safe): describe the section's keys.
-        options = get_args(info.annotation) or (info.annotation,)
-        section = next(
-            (t for t in options if isinstance(t, type) and issubclass(t, BaseModel)), None
-        )
-        if section is not None:
-            if info.description:
-                yield f"{prefix}{name}", "(section)", info.description
-            yield from describe(section, f"{prefix}{name}.")
-            continue
-        if info.is_required():
-            shown = "(required)"
-        else:
-            default = info.get_default(call_default_factory=True)
-            if isinstance(default, BaseModel):
-                default = default.model_dump(mode="json")
-            elif isinstance(default, list):
-                default = [
-                    d.model_dump(mode="json") if isinstance(d, BaseModel) else d for d in default
-                ]
-            shown = yaml.safe_dump(default, default_flow_style=True).strip().removesuffix("\n...")
-        yield f"{prefix}{name}", shown, info.description or ""

@@ -1,7 +1,7 @@
-"""Load fine-tuning and safe data, give every sample a stable ID, render and tokenize it.
+"""Load fine-tuning and safe data and give every sample a stable ID.
 
-The flow is: rows (dicts from a file or the Hub, each with its location) → `Sample`s in
-one canonical conversational form → token ids with the loss on response tokens only.
+rows (dicts from a file or the Hub, each with its location) → `Sample`s in one canonical
+conversational form (prompt messages + response). Tokenizing is `data.tokenize`'s job.
 
 Every sample's ID is a hash of its normalised content, never its position: the reference
 code numbered samples after a tokenizer-dependent filter and then applied the selection
@@ -19,15 +19,13 @@ import json
 import re
 import unicodedata
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
+from ..config import DataConfig, Sources, as_list
 
 Format = Literal["auto", "alpaca", "messages", "prompt_completion", "hh"]
-Template = Literal["auto", "chat", "plain"]
-Overflow = Literal["truncate", "drop"]
 
 # The canonical fields of each format; a `fields` mapping renames source columns onto them.
 FORMAT_FIELDS: dict[str, tuple[str, ...]] = {
@@ -36,7 +34,6 @@ FORMAT_FIELDS: dict[str, tuple[str, ...]] = {
     "prompt_completion": ("prompt", "completion"),
     "hh": ("chosen",),
 }
-PLAIN_USER, PLAIN_ASSISTANT = "Human: ", "Assistant: "
 
 
 class DataError(ValueError):
@@ -424,121 +421,38 @@ def load_samples(
     return LoadedData(samples, dropped, source)
 
 
-# --------------------------------------------------------------------------- tokenizing
+def load_data(cfg: DataConfig) -> LoadedData:
+    """`load_samples` for one `DataConfig` source."""
+    return load_samples(
+        cfg.path,
+        format=cfg.format,
+        fields=cfg.fields,
+        hub=cfg.hub,
+        hub_config=cfg.hub_config,
+        split=cfg.split,
+        revision=cfg.revision,
+        skip=cfg.skip,
+        limit=cfg.limit,
+    )
 
 
-def has_chat_template(tokenizer) -> bool:
-    return bool(getattr(tokenizer, "chat_template", None))
+def load_sources(sources: Sources) -> LoadedData:
+    """One source, or several concatenated with exact duplicates across them dropped.
 
-
-def uses_chat(tokenizer, template: Template) -> bool:
-    if template == "chat" and not has_chat_template(tokenizer):
-        raise DataError("template 'chat' asked for, but the tokenizer has no chat template")
-    return template == "chat" or (template == "auto" and has_chat_template(tokenizer))
-
-
-def render(sample: Sample, tokenizer, template: Template = "auto") -> tuple[str, str]:
-    """Return (prompt text, response text) whose concatenation is the training string.
-
-    With a chat template the prompt ends with the generation prompt (e.g.
-    "<|im_start|>assistant\\n") and the response carries the template's end-of-turn
-    marker. The plain template is the paper's "Human: {prompt}\\nAssistant: ".
+    `index` counts rows through the concatenation, so it stays unique: the second file's
+    first row follows the first file's last.
     """
-    if uses_chat(tokenizer, template):
-        messages = list(sample.prompt)
-        prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        full = tokenizer.apply_chat_template(
-            messages + [{"role": "assistant", "content": sample.response}], tokenize=False
-        )
-        if not full.startswith(prompt):
-            raise DataError(
-                "the tokenizer's chat template does not render the prompt as a prefix of the "
-                "conversation, so response tokens cannot be masked; use template: plain"
-            )
-        return prompt, full[len(prompt) :]
-    parts = []
-    for m in sample.prompt:
-        if m["role"] == "system":
-            parts.append(m["content"] + "\n")
-        elif m["role"] == "user":
-            parts.append(f"{PLAIN_USER}{m['content']}\n")
-        else:
-            parts.append(f"{PLAIN_ASSISTANT}{m['content']}\n")
-    eos = tokenizer.eos_token or ""
-    return "".join(parts) + PLAIN_ASSISTANT, sample.response + eos
-
-
-@dataclass
-class Encoded:
-    """Token ids of the kept samples; `labels` is -100 on prompt tokens."""
-
-    samples: list[Sample]
-    input_ids: list[list[int]]
-    labels: list[list[int]]
-    dropped: list[Dropped]
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-
-def encode(
-    samples: Sequence[Sample],
-    tokenizer,
-    *,
-    max_length: int = 512,
-    overflow: Overflow = "truncate",
-    template: Template = "auto",
-    response_tokens: int | None = None,
-) -> Encoded:
-    """Tokenize samples with the loss on response tokens only.
-
-    `response_tokens` keeps only the first K response tokens (the rest cannot change the
-    loss, so they are not computed at all). A sample that keeps no response token inside
-    `max_length` is dropped and reported: a mean over zero tokens is no loss at all, and
-    scoring it 0 would rank it best.
-    """
-    out = Encoded([], [], [], [])
-    # A chat template writes its own BOS text; the plain template relies on the tokenizer's.
-    add_special = not uses_chat(tokenizer, template)
-    for s in samples:
-        prompt, response = render(s, tokenizer, template)
-        p_ids = tokenizer(prompt, add_special_tokens=add_special)["input_ids"]
-        r_ids = tokenizer(response, add_special_tokens=False)["input_ids"]
-        if response_tokens is not None:
-            r_ids = r_ids[:response_tokens]
-        if not r_ids:
-            out.dropped.append(Dropped(s.sample_id, s.index, "empty_response"))
-            continue
-        if len(p_ids) + len(r_ids) > max_length:
-            if overflow == "drop":
-                out.dropped.append(Dropped(s.sample_id, s.index, "too_long"))
+    parts = [load_data(source) for source in as_list(sources)]
+    if len(parts) == 1:
+        return parts[0]
+    samples, dropped, seen, offset = [], [], set(), 0
+    for part in parts:
+        dropped += [replace(d, index=d.index + offset) for d in part.dropped]
+        for s in part.samples:
+            if s.sample_id in seen:
+                dropped.append(Dropped(s.sample_id, s.index + offset, "duplicate"))
                 continue
-            if len(p_ids) >= max_length:
-                out.dropped.append(Dropped(s.sample_id, s.index, "prompt_too_long"))
-                continue
-            r_ids = r_ids[: max_length - len(p_ids)]
-        out.samples.append(s)
-        out.input_ids.append(list(p_ids) + list(r_ids))
-        out.labels.append([-100] * len(p_ids) + list(r_ids))
-    return out
-
-
-def pad_id(tokenizer) -> int:
-    if tokenizer.pad_token_id is not None:
-        return tokenizer.pad_token_id
-    if tokenizer.eos_token_id is not None:
-        return tokenizer.eos_token_id
-    return 0
-
-
-def collate(input_ids: Sequence[list[int]], labels: Sequence[list[int]], pad: int):
-    """Right-pad a batch; returns input_ids, attention_mask and labels tensors."""
-    width = max(len(x) for x in input_ids)
-    ids = torch.full((len(input_ids), width), pad, dtype=torch.long)
-    lab = torch.full((len(input_ids), width), -100, dtype=torch.long)
-    mask = torch.zeros((len(input_ids), width), dtype=torch.long)
-    for i, (x, y) in enumerate(zip(input_ids, labels, strict=True)):
-        ids[i, : len(x)] = torch.tensor(x)
-        lab[i, : len(y)] = torch.tensor(y)
-        mask[i, : len(x)] = 1
-    return {"input_ids": ids, "attention_mask": mask, "labels": lab}
+            seen.add(s.sample_id)
+            samples.append(replace(s, index=s.index + offset))
+        offset += 1 + max((x.index for x in [*part.samples, *part.dropped]), default=-1)
+    return LoadedData(samples, dropped, " + ".join(p.source for p in parts))

@@ -7,7 +7,6 @@ of any of them the same way, so a sweep over p keeps nested subsets.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,38 +15,17 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from .bilevel import sample_losses
-from .config import DSIRConfig
-from .data import Encoded, Sample, pad_id
-from .pipeline import SCORES_SCHEMA
-from .selector import n_keep, ranking
-
-
-def scores_from_logits(
-    samples: Sequence[Sample], logits: Sequence[float], p: float, weights=None
-) -> pa.Table:
-    """A scores table (the schema of `seal select`) in input order."""
-    t = torch.tensor(list(logits), dtype=torch.float64)
-    ranks = ranking(t) if len(t) else torch.empty(0, dtype=torch.long)
-    keep = n_keep(len(t), p) if len(t) else 0
-    table = pa.Table.from_pydict(
-        {
-            "sample_id": [s.sample_id for s in samples],
-            "index": [s.index for s in samples],
-            "logit": t.tolist(),
-            "weight": list(weights) if weights is not None else [1.0] * len(t),
-            "rank": ranks.tolist(),
-            "selected": (ranks <= keep).tolist(),
-        },
-        schema=SCORES_SCHEMA,
-    )
-    return table.sort_by("index")
+from ..config import DSIRConfig
+from ..data import Encoded, Sample, pad_id
+from ..io import write_jsonl
+from ..model.losses import sample_losses
+from ..scores import scores_table
 
 
 def random_scores(samples: Sequence[Sample], seed: int, p: float) -> pa.Table:
     """A uniformly random order: the top p of it is a uniformly random p of the data."""
     gen = torch.Generator().manual_seed(seed)
-    return scores_from_logits(samples, torch.rand(len(samples), generator=gen).tolist(), p)
+    return scores_table(samples, torch.rand(len(samples), generator=gen).tolist(), p)
 
 
 def text_of(sample: Sample) -> str:
@@ -76,9 +54,7 @@ def dsir_scores(
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         raw, tgt = Path(tmp) / "raw.jsonl", Path(tmp) / "target.jsonl"
         for path, rows in ((raw, samples), (tgt, target)):
-            path.write_text(
-                "".join(json.dumps({"text": text_of(s)}) + "\n" for s in rows), encoding="utf-8"
-            )
+            write_jsonl(path, ({"text": text_of(s)} for s in rows))
         dsir = HashedNgramDSIR(
             [str(raw)],
             [str(tgt)],
@@ -96,7 +72,7 @@ def dsir_scores(
     if len(log_w) != len(samples):
         raise RuntimeError(f"DSIR returned {len(log_w)} weights for {len(samples)} samples")
     gumbel = np.random.default_rng(seed).gumbel(size=len(log_w))
-    return scores_from_logits(samples, (log_w + gumbel).tolist(), p)
+    return scores_table(samples, (log_w + gumbel).tolist(), p)
 
 
 def frozen_loss_scores(
@@ -115,4 +91,4 @@ def frozen_loss_scores(
         device=device,
         precision=precision,
     )
-    return scores_from_logits(data.samples, (-losses.double()).tolist(), p)
+    return scores_table(data.samples, (-losses.double()).tolist(), p)

@@ -15,114 +15,21 @@ and θ̂ are two adapters ("upper", "lower") over one frozen base model.
 from __future__ import annotations
 
 import copy
-import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
-from .config import SelectorConfig, TrainConfig
-from .data import Encoded, collate
-from .modeling import adapter_parameters, autocast
+from ..config import RuntimeConfig, SelectorConfig, SelectorTrainConfig
+from ..data.tokenize import Encoded
+from ..model.lora import adapter_parameters
+from ..model.losses import losses_and_backward
+from ..model.optim import adam
+from ..progress import progress_bar
+from .schedule import cycled_batches, fine_tune_batches
 from .selector import Selector, make_optimizer
-
-
-def per_sample_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Mean next-token NLL over each sample's response tokens (labels != -100)."""
-    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-    logits = out.logits[:, :-1].float()
-    labels = batch["labels"][:, 1:]
-    mask = labels != -100
-    nll = torch.nn.functional.cross_entropy(
-        logits.transpose(1, 2), labels.clamp(min=0), reduction="none"
-    )
-    return (nll * mask).sum(1) / mask.sum(1).clamp(min=1)
-
-
-def _micro(idx: torch.Tensor, size: int | None) -> Iterator[torch.Tensor]:
-    yield from (idx.split(size) if size else (idx,))
-
-
-def losses_and_backward(
-    model,
-    data: Encoded,
-    idx: torch.Tensor,
-    coef: torch.Tensor | float | None,
-    *,
-    pad: int,
-    device,
-    precision: str,
-    micro: int | None,
-) -> torch.Tensor:
-    """Per-sample losses of `idx`; backpropagates Σ_i coef_i·ℓ_i unless `coef` is None.
-
-    The batch is cut into micro-batches with gradients accumulated, so a large batch fits
-    in memory; the result is the same as one pass over the whole batch.
-    """
-    chunks = []
-    offset = 0
-    for part in _micro(idx, micro):
-        batch = collate([data.input_ids[i] for i in part], [data.labels[i] for i in part], pad)
-        batch = {k: v.to(device) for k, v in batch.items()}
-        if coef is None:
-            with torch.no_grad(), autocast(device, precision):
-                loss = per_sample_loss(model, batch)
-        else:
-            with autocast(device, precision):
-                loss = per_sample_loss(model, batch)
-            c = coef if isinstance(coef, float) else coef[offset : offset + len(part)].to(device)
-            (loss * c).sum().backward()
-        chunks.append(loss.detach().float().cpu())
-        offset += len(part)
-    return torch.cat(chunks)
-
-
-def sample_losses(
-    model,
-    data: Encoded,
-    *,
-    pad: int,
-    batch_size: int = 8,
-    device=None,
-    precision: str = "auto",
-    progress: bool = False,
-) -> torch.Tensor:
-    """Per-sample losses of a frozen model over a whole set, in order."""
-    device = device or next(model.parameters()).device
-    model.eval()
-    out = []
-    for idx in tqdm(torch.arange(len(data)).split(batch_size), desc="losses", disable=not progress):
-        out.append(
-            losses_and_backward(
-                model, data, idx, None, pad=pad, device=device, precision=precision, micro=None
-            )
-        )
-    return torch.cat(out) if out else torch.empty(0)
-
-
-def epoch_order(n: int, seed: int, epoch: int, stream: int) -> torch.Tensor:
-    """A permutation fixed by (seed, epoch, stream): a resumed run sees the same batches."""
-    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch * 7919 + stream)
-    return torch.randperm(n, generator=g)
-
-
-def fine_tune_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:
-    """Every fine-tuning sample exactly once per epoch (the last batch may be smaller)."""
-    return list(epoch_order(n, seed, epoch, 0).split(batch_size))
-
-
-def cycled_batches(
-    n: int, batch_size: int, steps: int, seed: int, epoch: int
-) -> list[torch.Tensor]:
-    """`steps` safe batches: reshuffled passes over the safe set, as many as it takes."""
-    stream, pool = 1, []
-    while len(pool) < steps * batch_size:
-        pool.extend(epoch_order(n, seed, epoch, stream).tolist())
-        stream += 1
-    return [torch.tensor(pool[s * batch_size : (s + 1) * batch_size]) for s in range(steps)]
 
 
 def adapter_names(algorithm: int) -> tuple[str, ...]:
@@ -146,22 +53,19 @@ class _Branch:
 
 
 def _branches(model, algorithm: int, lr: float, lora: bool) -> tuple[_Branch, _Branch | None]:
-    def adam(params):
-        return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.95))
-
     if lora:
-        upper = _Branch(model, "upper", adam(adapter_parameters(model, "upper")))
+        upper = _Branch(model, "upper", adam(adapter_parameters(model, "upper"), lr))
         lower = (
-            _Branch(model, "lower", adam(adapter_parameters(model, "lower")))
+            _Branch(model, "lower", adam(adapter_parameters(model, "lower"), lr))
             if algorithm == 1
             else None
         )
         return upper, lower
-    upper = _Branch(model, None, adam([p for p in model.parameters() if p.requires_grad]))
+    upper = _Branch(model, None, adam([p for p in model.parameters() if p.requires_grad], lr))
     if algorithm == 2:
         return upper, None
     twin = copy.deepcopy(model)
-    return upper, _Branch(twin, None, adam([p for p in twin.parameters() if p.requires_grad]))
+    return upper, _Branch(twin, None, adam([p for p in twin.parameters() if p.requires_grad], lr))
 
 
 class BilevelTrainer:
@@ -178,7 +82,8 @@ class BilevelTrainer:
         safe: Encoded,
         *,
         selector_cfg: SelectorConfig,
-        train_cfg: TrainConfig,
+        train_cfg: SelectorTrainConfig,
+        runtime: RuntimeConfig,
         pad: int,
         seed: int,
         lora: bool,
@@ -188,7 +93,7 @@ class BilevelTrainer:
     ):
         if len(finetune) == 0 or len(safe) == 0:
             raise ValueError("both the fine-tuning and the safe set need at least one sample")
-        self.cfg, self.train_cfg = selector_cfg, train_cfg
+        self.cfg, self.train_cfg, self.precision = selector_cfg, train_cfg, runtime.precision
         self.finetune, self.safe, self.pad, self.seed = finetune, safe, pad, seed
         self.device, self.progress = device, progress
         self.selector = Selector([s.sample_id for s in finetune.samples], selector_cfg.activation)
@@ -203,7 +108,7 @@ class BilevelTrainer:
         return {
             "pad": self.pad,
             "device": self.device,
-            "precision": self.train_cfg.precision,
+            "precision": self.precision,
             "micro": self.train_cfg.micro_batch_size,
         }
 
@@ -251,50 +156,62 @@ class BilevelTrainer:
         log: Callable[[dict], None] | None = None,
         on_epoch: Callable[[int, Selector], None] | None = None,
     ) -> Selector:
-        bs = self.train_cfg.batch_size
-        sbs = self.train_cfg.safe_batch_size or bs
         for epoch in range(self.epochs_done, self.cfg.epochs):
-            gamma = self.cfg.gamma(epoch)
-            ft_batches = fine_tune_batches(len(self.finetune), bs, self.seed, epoch)
-            safe_batches = cycled_batches(len(self.safe), sbs, len(ft_batches), self.seed, epoch)
-            bar = tqdm(
-                zip(ft_batches, safe_batches, strict=True),
-                total=len(ft_batches),
-                desc=f"selector epoch {epoch + 1}/{self.cfg.epochs} (γ={gamma:g}"
-                + ("" if self.cfg.selector_learns(epoch) else ", warm-up")
-                + ")",
-                disable=not self.progress,
-                leave=False,
-            )
-            learning = self.cfg.selector_learns(epoch)
-            for step, (ft_idx, safe_idx) in enumerate(bar):
-                safe_losses, ft_losses = self.upper_step(ft_idx, safe_idx, gamma, learning)
-                lower_losses = self.lower_step(ft_idx) if self.lower is not None else None
-                sel_obj = math.nan
-                if learning:
-                    values = ft_losses if lower_losses is None else ft_losses - lower_losses
-                    sel_obj = self.selector_step(ft_idx, values)
-                record = {
-                    "epoch": epoch,
-                    "step": step,
-                    "gamma": gamma,
-                    "upper_loss": _mean(safe_losses),
-                    "lower_loss": _mean(ft_losses),
-                    "aux_loss": _mean(lower_losses),
-                    "selector_objective": sel_obj,
-                    "lr_model": self.upper.optimizer.param_groups[0]["lr"],
-                    "lr_selector": self.selector_opt.param_groups[0]["lr"],
-                }
-                ft_shown = record["lower_loss"] if learning or gamma > 0 else record["aux_loss"]
-                bar.set_postfix(safe=f"{record['upper_loss']:.3f}", ft=f"{ft_shown:.3f}")
-                if log is not None:
-                    log(record)
+            self._epoch(epoch, log)
             self.epochs_done = epoch + 1
             if self.run_dir is not None:
                 self.save_checkpoint(self.run_dir / "checkpoint.pt")
             if on_epoch is not None:
                 on_epoch(epoch, self.selector)
         return self.selector
+
+    def _epoch(self, epoch: int, log: Callable[[dict], None] | None) -> None:
+        bs = self.train_cfg.batch_size
+        gamma, learning = self.cfg.gamma(epoch), self.cfg.selector_learns(epoch)
+        ft_batches = fine_tune_batches(len(self.finetune), bs, self.seed, epoch)
+        safe_batches = cycled_batches(
+            len(self.safe), self.train_cfg.safe_batch_size or bs, len(ft_batches), self.seed, epoch
+        )
+        bar = progress_bar(
+            zip(ft_batches, safe_batches, strict=True),
+            total=len(ft_batches),
+            desc=f"selector epoch {epoch + 1}/{self.cfg.epochs} (γ={gamma:g}"
+            + ("" if learning else ", warm-up")
+            + ")",
+            enabled=self.progress,
+        )
+        for step, (ft_idx, safe_idx) in enumerate(bar):
+            record = {"epoch": epoch, "step": step, "gamma": gamma}
+            record.update(self.step(ft_idx, safe_idx, gamma, learning))
+            shown = (
+                record["finetune_loss"] if learning or gamma > 0 else record["aux_finetune_loss"]
+            )
+            bar.set_postfix(safe=f"{record['safe_loss']:.3f}", ft=f"{shown:.3f}")
+            if log is not None:
+                log(record)
+
+    def step(
+        self, ft_idx: torch.Tensor, safe_idx: torch.Tensor, gamma: float, learning: bool
+    ) -> dict[str, float]:
+        """One step of θ, θ̂ (Algorithm 1) and, when `learning`, the logits; its metrics.
+
+        `safe_loss` and `finetune_loss` are the upper model θ's losses on the safe and the
+        fine-tuning batch; `aux_finetune_loss` is the auxiliary model θ̂'s on the latter.
+        """
+        safe_losses, ft_losses = self.upper_step(ft_idx, safe_idx, gamma, learning)
+        aux_losses = self.lower_step(ft_idx) if self.lower is not None else None
+        objective = math.nan
+        if learning:
+            values = ft_losses if aux_losses is None else ft_losses - aux_losses
+            objective = self.selector_step(ft_idx, values)
+        return {
+            "safe_loss": _mean(safe_losses),
+            "finetune_loss": _mean(ft_losses),
+            "aux_finetune_loss": _mean(aux_losses),
+            "selector_objective": objective,
+            "lr_model": self.upper.optimizer.param_groups[0]["lr"],
+            "lr_selector": self.selector_opt.param_groups[0]["lr"],
+        }
 
     # -- checkpoints ------------------------------------------------------------------
 
@@ -344,19 +261,3 @@ def _mean(x: torch.Tensor | None) -> float:
     if x is None or x.numel() == 0:
         return math.nan
     return float(x.mean())
-
-
-def jsonl_logger(path: Path) -> Callable[[dict], None]:
-    def log(record: dict) -> None:
-        with path.open("a", encoding="utf-8") as fh:
-            fh.write(
-                json.dumps(
-                    {
-                        k: (None if isinstance(v, float) and math.isnan(v) else v)
-                        for k, v in record.items()
-                    }
-                )
-                + "\n"
-            )
-
-    return log

@@ -8,13 +8,14 @@ alternative (each weight in (0, 2), independent of the others, 1 at ω = 0).
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from ..model.optim import adam
 
 Activation = Literal["softmax", "sigmoid"]
 SelectorOptimizer = Literal["adam", "sgd"]
@@ -87,23 +88,7 @@ class Selector(torch.nn.Module):
 def make_optimizer(selector: Selector, kind: SelectorOptimizer, lr: float) -> torch.optim.Optimizer:
     if kind == "adam":
         # The paper's setting for both model and selector.
-        return torch.optim.Adam(selector.parameters(), lr=lr, betas=(0.9, 0.95))
+        return adam(selector.parameters(), lr)
     if kind == "sgd":
         return torch.optim.SGD(selector.parameters(), lr=lr)
     raise ValueError(f"unknown selector optimizer {kind!r}")
-
-
-def ranking(logits: torch.Tensor) -> torch.Tensor:
-    """Rank 1 = most wanted (largest logit); ties go to the earlier sample, deterministically."""
-    order = sorted(range(len(logits)), key=lambda i: (-float(logits[i]), i))
-    ranks = torch.empty(len(logits), dtype=torch.long)
-    for r, i in enumerate(order, start=1):
-        ranks[i] = r
-    return ranks
-
-
-def n_keep(n: int, p: float) -> int:
-    """How many of n samples the top-p selection keeps (round half up, at least one)."""
-    if not 0 < p <= 1:
-        raise ValueError(f"p must be in (0, 1], got {p}")
-    return max(1, min(n, math.floor(n * p + 0.5)))

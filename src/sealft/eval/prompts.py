@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import PromptSetConfig
-from .data import DataError, read_rows
+from ..config import PromptSetConfig
+from ..data import DataError, read_rows
 
 PROMPT_FIELDS = ("prompt", "instruction", "goal", "behavior", "question", "text")
 CATEGORY_FIELDS = ("category", "intents")

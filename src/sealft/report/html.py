@@ -18,12 +18,19 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import yaml
 
-from .config import SELECTING
-from .experiment import format_cell, heading
-from .pipeline import atomic_write
+from ..config import SelectRecipeConfig
+from ..data import load_sources
+from ..io import atomic_write, read_jsonl
+from ..selection.methods import SELECTING
+from .tables import format_cell, heading
 
 TRUNCATE = 300
 N_SAMPLES = 20
+RENAMED_CURVES = {
+    "safe_loss": "upper_loss",
+    "finetune_loss": "lower_loss",
+    "aux_finetune_loss": "aux_loss",
+}
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f")
 
 
@@ -77,11 +84,8 @@ def _find_select_dir(run_dir: Path) -> Path | None:
 
 def _records(select_dir: Path) -> dict[int, dict]:
     """The selector's input rows, by index, from the data its config names."""
-    from .config import SelectConfig
-    from .pipeline import load_sources
-
     try:
-        cfg = SelectConfig.model_validate(
+        cfg = SelectRecipeConfig.model_validate(
             yaml.safe_load((select_dir / "config.yaml").read_text(encoding="utf-8"))
         )
         loaded = load_sources(cfg.data)
@@ -268,17 +272,19 @@ def curves_section(report: Report, select_dir: Path, run_dir: Path) -> Section |
     path = select_dir / "metrics.jsonl"
     if not path.exists():
         return None
-    steps = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+    steps = read_jsonl(path)
     if not steps:
         return None
     plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.0), layout="constrained")
     x = list(range(len(steps)))
     for key, color, label in (
-        ("upper_loss", PALETTE[0], "upper (safe set)"),
-        ("lower_loss", PALETTE[1], "lower (weighted fine-tuning)"),
-        ("aux_loss", PALETTE[2], "auxiliary model"),
+        ("safe_loss", PALETTE[0], "θ on the safe set (upper level)"),
+        ("finetune_loss", PALETTE[1], "θ on the fine-tuning data"),
+        ("aux_finetune_loss", PALETTE[2], "auxiliary model θ̂ on the fine-tuning data"),
     ):
+        # Runs of sealft 0.1 logged these under their old names.
+        key = key if any(key in s for s in steps) else RENAMED_CURVES[key]
         pts = [(i, s[key]) for i, s in zip(x, steps, strict=True) if s.get(key) is not None]
         if pts:
             axes[0].plot(*zip(*_smooth(pts), strict=True), color=color, label=label)
@@ -292,7 +298,7 @@ def curves_section(report: Report, select_dir: Path, run_dir: Path) -> Section |
     fine = [f for f in fine if f.parent.name != "select"][: len(PALETTE)]
     plotted = 0
     for color, f in zip(PALETTE, fine, strict=False):
-        logs = [json.loads(x) for x in f.read_text(encoding="utf-8").splitlines() if x.strip()]
+        logs = read_jsonl(f)
         pts = [(r["step"], r["loss"]) for r in logs if "loss" in r]
         if pts:
             axes[2].plot(*zip(*pts, strict=True), color=color, label=f.parent.name, lw=1)

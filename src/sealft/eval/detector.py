@@ -15,7 +15,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Protocol
 
-from .config import ConfigError
+from ..config import ConfigError
 
 
 class RefusalDetector(Protocol):

@@ -1,0 +1,1 @@
+"""Models: loading (Hub, folder, GGUF), LoRA adapters, per-sample losses, the optimiser."""

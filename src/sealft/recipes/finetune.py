@@ -1,0 +1,164 @@
+"""`seal finetune`: supervised fine-tuning on (a selection of) a data set.
+
+load → apply the selection (scores + p, or soft weights) → add the extra data → tokenize →
+train (`sealft.sft`) → save the adapter (and, when asked, the merged model).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import ConfigError, FinetuneRecipeConfig, dump_config
+from ..data import Encoded, LoadedData, Sample, encode_configured, load_sources
+from ..io import atomic_write, read_dropped_ids, write_jsonl
+from ..model.load import load_configured
+from ..model.lora import add_lora
+from ..runs import fingerprint, prepare_run_dir
+from ..scores import read_scores
+from ..sft import apply_selection, load_trained, subset, train
+
+log = logging.getLogger(__name__)
+DONE = "result.json"
+
+
+@dataclass
+class FinetuneResult:
+    run_dir: Path
+    model: object
+    tokenizer: object
+    summary: dict = field(default_factory=dict)
+
+
+@dataclass
+class _Plan:
+    """What to train on: the selected samples, then the extra ones, and their weights."""
+
+    loaded: LoadedData
+    samples: list[Sample]
+    weights: list[float] | None
+    n_selected: int
+    extra: list[Sample]
+
+
+def _plan(cfg: FinetuneRecipeConfig) -> _Plan:
+    loaded = load_sources(cfg.data)
+    samples, weights = loaded.samples, None
+    if cfg.selection.scores:
+        scores_path = Path(cfg.selection.scores)
+        samples, weights = apply_selection(
+            samples,
+            read_scores(scores_path),
+            p=cfg.selection.p,
+            mode=cfg.selection.mode,
+            source=str(scores_path),
+            dropped=read_dropped_ids(scores_path.parent / "dropped.jsonl"),
+        )
+    n_selected = len(samples)
+    extra = []
+    if cfg.extra is not None:
+        extra = subset(load_sources(cfg.extra).samples, cfg.extra_count, cfg.seed)
+        chosen = {s.sample_id for s in samples}
+        extra = [s for s in extra if s.sample_id not in chosen]
+    if weights is not None:
+        weights = weights + [1.0] * len(extra)
+    if not samples + extra:
+        raise ConfigError(f"{loaded.source}: no sample left to fine-tune on")
+    return _Plan(loaded, samples + extra, weights, n_selected, extra)
+
+
+def _encode(plan: _Plan, tokenizer, cfg: FinetuneRecipeConfig) -> tuple[Encoded, list | None]:
+    """Tokenized samples and their weights; writes trained.jsonl, the list of both."""
+    data = encode_configured(plan.samples, tokenizer, cfg.tokenize)
+    if len(data) == 0:
+        raise ConfigError(f"{plan.loaded.source}: no sample left after tokenization")
+    weights = plan.weights
+    if weights is not None:
+        by_id = {s.sample_id: w for s, w in zip(plan.samples, weights, strict=True)}
+        weights = [by_id[s.sample_id] for s in data.samples]
+    from_extra = {s.sample_id for s in plan.extra}
+    write_jsonl(
+        Path(cfg.output_dir) / "trained.jsonl",
+        (
+            {
+                "sample_id": s.sample_id,
+                "index": s.index,
+                "source": "extra" if s.sample_id in from_extra else "data",
+                "weight": 1.0 if weights is None else weights[j],
+            }
+            for j, s in enumerate(data.samples)
+        ),
+    )
+    return data, weights
+
+
+def _save(model, tokenizer, cfg: FinetuneRecipeConfig, run_dir: Path) -> None:
+    folder = run_dir / ("adapter" if cfg.lora.enabled else "model")
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    if cfg.save_merged and cfg.lora.enabled:
+        merged = copy.deepcopy(model).merge_and_unload()
+        merged.save_pretrained(run_dir / "merged")
+        tokenizer.save_pretrained(run_dir / "merged")
+
+
+def run_finetune(
+    cfg: FinetuneRecipeConfig,
+    *,
+    overwrite: bool = False,
+    replace_stale: bool = False,
+    progress: bool = True,
+    model=None,
+    tokenizer=None,
+) -> FinetuneResult:
+    """Run `seal finetune`. `model`/`tokenizer` may be passed in (the base to train)."""
+    cfg.check_ready()
+    start = time.time()
+    plan = _plan(cfg)
+    run_dir = Path(cfg.output_dir)
+    inputs = fingerprint([s.sample_id for s in plan.samples], plan.weights)
+    done = prepare_run_dir(
+        run_dir,
+        dump_config(cfg),
+        inputs,
+        done_marker=DONE,
+        overwrite=overwrite,
+        replace_stale=replace_stale,
+    )
+    if model is None:
+        model, tokenizer = load_configured(cfg.model)
+    if done:
+        summary = json.loads((run_dir / DONE).read_text(encoding="utf-8"))
+        return FinetuneResult(run_dir, load_trained(model, run_dir), tokenizer, summary)
+
+    data, weights = _encode(plan, tokenizer, cfg)
+    if cfg.lora.enabled:
+        model = add_lora(model, cfg.lora)
+    log.info("fine-tuning on %d samples (%s)", len(data), run_dir)
+    stats = train(
+        model,
+        tokenizer,
+        data,
+        cfg.sft,
+        cfg.runtime,
+        run_dir=run_dir,
+        weights=weights,
+        seed=cfg.seed,
+        progress=progress,
+    )
+    _save(model, tokenizer, cfg, run_dir)
+    summary = {
+        "selected": plan.n_selected,
+        "extra": len(plan.extra),
+        "trained": len(data),
+        "dropped": {"loading": len(plan.loaded.dropped), "tokenization": len(data.dropped)},
+        **stats,
+        "seconds": round(time.time() - start, 1),
+    }
+    # result.json is written last: its presence marks a finished run.
+    atomic_write(run_dir / DONE, json.dumps(summary, indent=1))
+    return FinetuneResult(run_dir, model, tokenizer, summary)

@@ -1,0 +1,139 @@
+"""`seal select`: load → tokenize → train the selector → rank → write the run folder.
+
+Everything that can fail on bad input (config, data, model) fails before the run folder
+is touched; every file in it is written atomically, and a run killed mid-way resumes from
+its last finished epoch when started again with the same config.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from ..config import ConfigError, SelectRecipeConfig, dump_config
+from ..data import Dropped, Encoded, LoadedData, encode_configured, load_sources, pad_id
+from ..io import append_jsonl, atomic_write, trim_jsonl, write_dropped, write_jsonl, write_parquet
+from ..model.load import device_for, load_configured
+from ..model.lora import add_lora
+from ..runs import fingerprint, prepare_run_dir
+from ..scores import scores_table, selected_ids
+from ..selection.bilevel import BilevelTrainer, adapter_names
+
+log = logging.getLogger(__name__)
+DONE = "scores.parquet"
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class SelectResult:
+    run_dir: Path
+    scores: pa.Table
+    dropped: list[Dropped]
+    resumed_from_epoch: int = 0
+
+
+def _encode_inputs(
+    cfg: SelectRecipeConfig, finetune: LoadedData, safe: LoadedData, tokenizer
+) -> tuple[Encoded, Encoded, list[Dropped]]:
+    """The fine-tuning and safe sets, tokenized, and every fine-tuning sample dropped."""
+    # Training sees the samples in ID order, so batches (and so every score) depend on the
+    # content of the data set, never on the order of its rows.
+    finetune.samples.sort(key=lambda s: s.sample_id)
+    safe.samples.sort(key=lambda s: s.sample_id)
+    k = cfg.selector.response_tokens
+    ft = encode_configured(finetune.samples, tokenizer, cfg.tokenize, k)
+    sf = encode_configured(safe.samples, tokenizer, cfg.tokenize, k)
+    if len(ft) == 0:
+        raise ConfigError(f"{finetune.source}: no fine-tuning sample left after tokenization")
+    if len(sf) == 0:
+        raise ConfigError(f"{safe.source}: no safe sample left after tokenization")
+    return ft, sf, finetune.dropped + ft.dropped
+
+
+def _trainer(cfg, model, tokenizer, ft, sf, run_dir, progress) -> BilevelTrainer:
+    device = device_for(cfg.runtime.device)
+    model.to(device)
+    if cfg.lora.enabled:
+        model = add_lora(model, cfg.lora, adapter_names(cfg.selector.algorithm))
+    return BilevelTrainer(
+        model,
+        ft,
+        sf,
+        selector_cfg=cfg.selector,
+        train_cfg=cfg.selector_train,
+        runtime=cfg.runtime,
+        pad=pad_id(tokenizer),
+        seed=cfg.seed,
+        lora=cfg.lora.enabled,
+        device=device,
+        run_dir=run_dir,
+        progress=progress,
+    )
+
+
+def _resume(trainer: BilevelTrainer, run_dir: Path) -> None:
+    """Continue from the last finished epoch, forgetting the steps logged after it."""
+    metrics = run_dir / "metrics.jsonl"
+    if (run_dir / CHECKPOINT).exists():
+        trainer.load_checkpoint(run_dir / CHECKPOINT)
+        trim_jsonl(metrics, lambda r: r["epoch"] < trainer.epochs_done)
+        log.info("resuming the selector after epoch %d", trainer.epochs_done)
+    else:
+        atomic_write(metrics, "")
+
+
+def _write_outputs(cfg: SelectRecipeConfig, selector, ft: Encoded, run_dir: Path) -> pa.Table:
+    selector.save(
+        run_dir / "selector.safetensors",
+        extra={"p": str(cfg.p), "algorithm": str(cfg.selector.algorithm)},
+    )
+    scores = scores_table(ft.samples, selector.logits, cfg.p, selector.weights())
+    chosen = selected_ids(scores)
+    kept = [s.record for s in sorted(ft.samples, key=lambda s: s.index) if s.sample_id in chosen]
+    write_jsonl(run_dir / "selected.jsonl", kept)
+    # scores.parquet is written last: its presence marks a finished run.
+    write_parquet(run_dir / DONE, scores)
+    (run_dir / CHECKPOINT).unlink(missing_ok=True)
+    return scores
+
+
+def run_select(
+    cfg: SelectRecipeConfig,
+    *,
+    overwrite: bool = False,
+    replace_stale: bool = False,
+    progress: bool = True,
+    model=None,
+    tokenizer=None,
+) -> SelectResult:
+    """Run `seal select`. `model`/`tokenizer` may be passed in to skip loading them."""
+    cfg.check_ready()
+    torch.manual_seed(cfg.seed)
+    finetune, safe = load_sources(cfg.data), load_sources(cfg.safe)
+    if model is None:
+        model, tokenizer = load_configured(cfg.model)
+    ft, sf, dropped = _encode_inputs(cfg, finetune, safe, tokenizer)
+    run_dir = Path(cfg.output_dir)
+    inputs = fingerprint([s.sample_id for s in ft.samples], [s.sample_id for s in sf.samples])
+    done = prepare_run_dir(
+        run_dir,
+        dump_config(cfg),
+        inputs,
+        done_marker=DONE,
+        overwrite=overwrite,
+        replace_stale=replace_stale,
+    )
+    if done:
+        return SelectResult(run_dir, pq.read_table(run_dir / DONE), dropped)
+    trainer = _trainer(cfg, model, tokenizer, ft, sf, run_dir, progress)
+    _resume(trainer, run_dir)
+    write_dropped(run_dir / "dropped.jsonl", dropped)
+    resumed_from = trainer.epochs_done
+    selector = trainer.train(log=lambda record: append_jsonl(run_dir / "metrics.jsonl", record))
+    scores = _write_outputs(cfg, selector, ft, run_dir)
+    return SelectResult(run_dir, scores, dropped, resumed_from)

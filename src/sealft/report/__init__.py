@@ -1,0 +1,1 @@
+"""Reports: result tables (`tables`) and the self-contained HTML page (`html`)."""

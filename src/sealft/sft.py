@@ -1,0 +1,222 @@
+"""Supervised fine-tuning on (a selection of) a data set, through transformers' Trainer.
+
+`apply_selection` turns a scores table into the samples to train on (the top p, or every
+sample with its selector weight); `train` runs the Trainer with `WeightedTrainer`'s loss,
+so schedules, gradient accumulation, checkpoints and `report_to` logging are the
+Trainer's own. Selections are matched to the data by sample ID, a hash of each sample's
+content, so a selection made with one model and tokenizer applies to the same data under
+another.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pyarrow as pa
+import torch
+from transformers import (
+    PrinterCallback,
+    ProgressCallback,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
+
+from .config import RuntimeConfig, SFTConfig
+from .data import DataError, Encoded, Sample, collate, pad_id
+from .io import append_jsonl, trim_jsonl
+from .model.load import device_for, use_bf16
+from .model.losses import per_sample_loss
+from .model.optim import BETAS
+from .progress import progress_bar
+from .scores import n_keep
+
+
+def apply_selection(
+    samples: list[Sample], scores: pa.Table, *, p: float, mode: str, source: str, dropped=()
+) -> tuple[list[Sample], list[float] | None]:
+    """The samples to train on (in data order) and their loss weights (None: all 1).
+
+    The scores must cover exactly the data, except for samples the scoring run itself
+    dropped (`dropped`): anything else means the scores belong to other data, and training
+    on a silently different subset is worse than stopping.
+    """
+    ids = scores.column("sample_id").to_pylist()
+    by_id = {s.sample_id: s for s in samples}
+    unknown = [i for i in ids if i not in by_id]
+    if unknown:
+        raise DataError(
+            f"{source}: {len(unknown)} of {len(ids)} scored samples are not in the data "
+            f"(first: {unknown[0]}); these scores were computed on other data"
+        )
+    unscored = [s.sample_id for s in samples if s.sample_id not in set(ids) | set(dropped)]
+    if unscored:
+        raise DataError(
+            f"{source}: {len(unscored)} of {len(samples)} data samples have no score "
+            f"(first: {unscored[0]}); these scores were computed on other data"
+        )
+    order = {sid: i for i, sid in enumerate(by_id)}
+    if mode == "soft":
+        weights = dict(zip(ids, scores.column("weight").to_pylist(), strict=True))
+        chosen = sorted(ids, key=order.__getitem__)
+        return [by_id[i] for i in chosen], [float(weights[i]) for i in chosen]
+    keep = n_keep(len(ids), p)
+    ranks = scores.column("rank").to_pylist()
+    chosen = sorted(
+        (i for i, r in zip(ids, ranks, strict=True) if r <= keep), key=order.__getitem__
+    )
+    return [by_id[i] for i in chosen], None
+
+
+def subset(samples: list[Sample], count: int | None, seed: int) -> list[Sample]:
+    """A seeded random subset of `count` samples in their original order (None: all)."""
+    if count is None or count >= len(samples):
+        return list(samples)
+    picked = sorted(random.Random(seed).sample(range(len(samples)), count))
+    return [samples[i] for i in picked]
+
+
+# --------------------------------------------------------------------------- training
+
+
+class _Rows(torch.utils.data.Dataset):
+    def __init__(self, data: Encoded, weights: list[float]):
+        self.data, self.weights = data, weights
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int) -> dict:
+        return {
+            "input_ids": self.data.input_ids[i],
+            "labels": self.data.labels[i],
+            "weight": self.weights[i],
+        }
+
+
+class WeightedTrainer(Trainer):
+    """The loss of a batch is (1/|B|) Σ_i w_i ℓ_i, ℓ_i the mean NLL of sample i's
+    response: the objective SEAL's lower level weights, and plain SFT when all w_i = 1."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # A per-batch mean: the Trainer divides it over gradient-accumulation steps.
+        self.loss_is_scaled_for_ga = False
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        weight = inputs.pop("weight")
+        loss = (per_sample_loss(model, inputs) * weight).mean()
+        return (loss, None) if return_outputs else loss
+
+
+class _JsonlLog(TrainerCallback):
+    """Appends every logged record to metrics.jsonl as it comes."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and state.is_world_process_zero:
+            append_jsonl(self.path, {"step": state.global_step, **logs})
+
+
+class _Progress(TrainerCallback):
+    """sealft's progress (a bar on a terminal, plain lines in a log) instead of the
+    Trainer's own bar and the dict it prints at every log step: an experiment runs dozens
+    of fine-tunes, and the logs go to metrics.jsonl anyway."""
+
+    def __init__(self, enabled: bool):
+        self.enabled, self.bar = enabled, None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.bar = progress_bar(total=state.max_steps, desc="fine-tune", enabled=self.enabled)
+        self.bar.update(state.global_step)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.bar.update(1)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs:
+            self.bar.set_postfix(loss=f"{logs['loss']:.3f}")
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.bar.close()
+
+
+def training_arguments(
+    cfg: SFTConfig, runtime: RuntimeConfig, output_dir: Path, seed: int
+) -> TrainingArguments:
+    device = device_for(runtime.device)
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=cfg.forward_batch_size,
+        gradient_accumulation_steps=cfg.accumulation_steps,
+        num_train_epochs=cfg.epochs,
+        learning_rate=cfg.lr,
+        lr_scheduler_type=cfg.scheduler,
+        warmup_steps=cfg.warmup_ratio,
+        weight_decay=cfg.weight_decay,
+        adam_beta1=BETAS[0],
+        adam_beta2=BETAS[1],
+        optim="adamw_torch",
+        logging_steps=cfg.logging_steps,
+        save_strategy="steps" if cfg.save_steps else "no",
+        save_steps=cfg.save_steps or 500,
+        report_to=cfg.report_to,
+        seed=seed,
+        use_cpu=device.type == "cpu",
+        bf16=use_bf16(device, runtime.precision),
+        disable_tqdm=True,
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+    )
+
+
+def train(
+    model,
+    tokenizer,
+    data: Encoded,
+    cfg: SFTConfig,
+    runtime: RuntimeConfig,
+    *,
+    run_dir: Path,
+    weights: list[float] | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
+    """Fine-tune `model` in place on `data`; resumes from the last checkpoint in `run_dir`."""
+    checkpoints = run_dir / "checkpoints"
+    pad = pad_id(tokenizer)
+
+    def collator(rows: list[dict]) -> dict:
+        batch = collate([r["input_ids"] for r in rows], [r["labels"] for r in rows], pad)
+        batch["weight"] = torch.tensor([r["weight"] for r in rows], dtype=torch.float32)
+        return batch
+
+    trainer = WeightedTrainer(
+        model=model,
+        args=training_arguments(cfg, runtime, checkpoints, seed),
+        train_dataset=_Rows(data, weights or [1.0] * len(data)),
+        data_collator=collator,
+        callbacks=[_JsonlLog(run_dir / "metrics.jsonl"), _Progress(progress)],
+    )
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    saved = sorted(int(c.name.split("-")[1]) for c in checkpoints.glob("checkpoint-*"))
+    if saved:
+        trim_jsonl(run_dir / "metrics.jsonl", lambda r: r["step"] <= saved[-1])
+    output = trainer.train(resume_from_checkpoint=True if saved else None)
+    return {"train_loss": output.training_loss, "steps": output.global_step}
+
+
+def load_trained(base, run_dir: Path):
+    """The fine-tuned model of a finished run: `base` plus its adapter, or its full model."""
+    adapter = run_dir / "adapter"
+    if adapter.exists():
+        from peft import PeftModel
+
+        return PeftModel.from_pretrained(base, adapter)
+    full = run_dir / "model"
+    base.load_state_dict(type(base).from_pretrained(full).state_dict())
+    return base
