@@ -29,6 +29,14 @@ def write_parquet(path: str | Path, table: pa.Table) -> None:
     atomic_write(path, sink.getvalue().to_pybytes())
 
 
+def write_json(path: str | Path, value) -> None:
+    atomic_write(path, json.dumps(value, indent=1, ensure_ascii=False))
+
+
+def read_json(path: str | Path):
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
 def _plain(value):
     """JSON has no NaN: a missing measurement is written as null."""
     return None if isinstance(value, float) and math.isnan(value) else value

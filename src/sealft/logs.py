@@ -9,6 +9,15 @@ import sys
 LEVELS = {"quiet": logging.WARNING, "normal": logging.INFO, "verbose": logging.DEBUG}
 
 
+class _Stderr(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time (a test harness or a notebook may have
+    swapped it since `configure`)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 class _Format(logging.Formatter):
     """Plain messages at INFO; other levels say which they are."""
 
@@ -23,7 +32,7 @@ def configure(verbosity: str = "normal") -> None:
     for handler in list(logger.handlers):
         if getattr(handler, "_sealft_cli", False):
             logger.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _Stderr(sys.stderr)
     handler._sealft_cli = True
     handler.setFormatter(_Format("%(message)s"))
     logger.addHandler(handler)

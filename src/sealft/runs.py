@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .config import ConfigError
-from .io import atomic_write
+from .io import atomic_write, read_json, write_json
 
 CONFIG, INPUTS = "config.yaml", "inputs.sha256"
 
@@ -76,10 +76,10 @@ def cached(path: str | Path, key: dict, compute: Callable[[], dict]) -> dict:
     """compute() once per key: its value is stored in `path` with the key it came from."""
     path = Path(path)
     if path.exists():
-        saved = json.loads(path.read_text(encoding="utf-8"))
+        saved = read_json(path)
         if saved.get("key") == key:
             return saved["value"]
     value = compute()
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, json.dumps({"key": key, "value": value}, indent=1))
+    write_json(path, {"key": key, "value": value})
     return value

@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -26,8 +25,9 @@ from sklearn.metrics import roc_auc_score
 from ..config import ExperimentRecipeConfig, GenerationConfig, RuntimeConfig, SFTConfig
 from ..data import Sample, encode
 from ..eval.generation import generate
-from ..io import atomic_write, write_jsonl
+from ..io import write_json, write_jsonl
 from ..recipes.experiment import run_experiment
+from ..report.tables import markdown_table
 from ..sft import train
 from .tiny import tiny_pair
 from .world import COMPLIANCE, World, all_texts, check_answer, is_refusal_text, make_world
@@ -152,6 +152,7 @@ def run_demo(
         extra_eval_name=f"demo-behaviour/world-seed{seed}",
     )
 
+    log.info("%s", markdown_table(results["summary"]))
     ranking = ranking_quality(world, Path(cfg.output_dir) / f"seed{seed}" / "select")
     by_method = {
         (r["method"], r["p"]): {k: v["mean"] for k, v in r["metrics"].items()}
@@ -170,7 +171,7 @@ def run_demo(
         "methods": {f"{m}" if p is None else f"{m}@{p:g}": v for (m, p), v in by_method.items()},
         "seconds": round(time.time() - start, 1),
     }
-    atomic_write(out / "summary.json", json.dumps(summary, indent=1))
+    write_json(out / "summary.json", summary)
     log.info(
         f"selector AUROC, harmful ranked last: {summary['auroc']:.3f}; harmful samples kept "
         f"at p = {summary['p']}: {summary['harmful_kept']} of {summary['harmful_total']}"

@@ -8,14 +8,13 @@ answer; judgments.detail.jsonl every verdict when a judge ran.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..config import EvalRecipeConfig
 from ..data import DataError
 from ..eval.evaluator import Evaluator, judge_pairs, read_answers, write_answers
 from ..eval.judge import JudgmentCache, make_judge, win_rate
-from ..io import atomic_write, write_jsonl
+from ..io import write_json, write_jsonl
 from ..model.load import device_for, load_configured
 
 
@@ -73,5 +72,5 @@ def run_eval(cfg: EvalRecipeConfig, *, progress: bool = True, model=None, tokeni
     }
     if reference is not None:
         _judge(cfg, out, reference, report, progress)
-    atomic_write(out / "results.json", json.dumps(report, indent=1, ensure_ascii=False))
+    write_json(out / "results.json", report)
     return report

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import gc
-import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -29,7 +28,7 @@ from ..config import ExperimentRecipeConfig, FinetuneRecipeConfig, ModelConfig, 
 from ..data import Encoded, LoadedData, encode_configured, load_sources
 from ..eval.evaluator import Evaluator, judge_pairs, read_answers, write_answers
 from ..eval.judge import JudgmentCache, make_judge, win_rate
-from ..io import atomic_write, write_dropped, write_parquet
+from ..io import atomic_write, write_dropped, write_json, write_parquet
 from ..model.load import device_for, load_configured
 from ..report.tables import markdown_table, summarise
 from ..runs import cached, fingerprint, run_key
@@ -151,7 +150,7 @@ class Experiment:
         self.results["summary"] = summarise(self.results["runs"])
         described = self.evaluator.describe()
         self.results["evaluator"] = {k: v for k, v in described.items() if k != "heldout"}
-        atomic_write(self.out / "results.json", json.dumps(self.results, indent=1))
+        write_json(self.out / "results.json", self.results)
         atomic_write(self.out / "results.md", markdown_table(self.results["summary"]) + "\n")
         if self.cfg.report:
             from ..report.html import write_report
@@ -173,7 +172,7 @@ class Experiment:
         """Add one run to results.json at once, so a stopped experiment shows what it did."""
         self.results["runs"].append(run)
         self.results["summary"] = summarise(self.results["runs"])
-        atomic_write(self.out / "results.json", json.dumps(self.results, indent=1))
+        write_json(self.out / "results.json", self.results)
 
     def aligned(self) -> None:
         folder = self.out / "aligned"
@@ -309,7 +308,7 @@ def judge_against_full(cfg: ExperimentRecipeConfig, results: dict, *, progress: 
             continue
         outcome = win_rate(judge, prompts, ours, theirs, cache, progress=progress)
         summary = outcome.summary()
-        atomic_write(Path(run["run_dir"]) / "winrate.json", json.dumps(summary, indent=1))
+        write_json(Path(run["run_dir"]) / "winrate.json", summary)
         if summary["win_rate"] is not None:
             run["metrics"]["win_rate"] = summary["win_rate"] / 100
         run["judge"] = {k: v for k, v in summary.items() if k != "win_rate"}

@@ -7,7 +7,6 @@ train (`sealft.sft`) → save the adapter (and, when asked, the merged model).
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -15,7 +14,7 @@ from pathlib import Path
 
 from ..config import ConfigError, FinetuneRecipeConfig, dump_config
 from ..data import Encoded, LoadedData, Sample, encode_configured, load_sources
-from ..io import atomic_write, read_dropped_ids, write_jsonl
+from ..io import read_dropped_ids, read_json, write_json, write_jsonl
 from ..model.load import load_configured
 from ..model.lora import add_lora
 from ..runs import fingerprint, prepare_run_dir
@@ -132,13 +131,13 @@ def run_finetune(
     if model is None:
         model, tokenizer = load_configured(cfg.model)
     if done:
-        summary = json.loads((run_dir / DONE).read_text(encoding="utf-8"))
+        summary = read_json(run_dir / DONE)
         return FinetuneResult(run_dir, load_trained(model, run_dir), tokenizer, summary)
 
     data, weights = _encode(plan, tokenizer, cfg)
     if cfg.lora.enabled:
         model = add_lora(model, cfg.lora)
-    log.info("fine-tuning on %d samples (%s)", len(data), run_dir)
+    log.debug("fine-tuning on %d samples (%s)", len(data), run_dir)
     stats = train(
         model,
         tokenizer,
@@ -160,5 +159,5 @@ def run_finetune(
         "seconds": round(time.time() - start, 1),
     }
     # result.json is written last: its presence marks a finished run.
-    atomic_write(run_dir / DONE, json.dumps(summary, indent=1))
+    write_json(run_dir / DONE, summary)
     return FinetuneResult(run_dir, model, tokenizer, summary)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import yaml
 
 from ..config import SelectRecipeConfig
 from ..data import load_sources
-from ..io import atomic_write, read_jsonl
+from ..io import atomic_write, read_json, read_jsonl
 from ..selection.methods import SELECTING
 from .tables import format_cell, heading
 
@@ -397,9 +396,7 @@ def build_report(run_dir: str | Path) -> Report:
     if not run_dir.is_dir():
         raise FileNotFoundError(f"{run_dir}: no such run folder")
     results_path = run_dir / "results.json"
-    results = (
-        json.loads(results_path.read_text(encoding="utf-8")) if results_path.exists() else None
-    )
+    results = read_json(results_path) if results_path.exists() else None
     select_dir = _find_select_dir(run_dir)
     if results is None and select_dir is None:
         raise FileNotFoundError(

@@ -7,6 +7,8 @@ of any of them the same way, so a sweep over p keeps nested subsets.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,7 +53,7 @@ def dsir_scores(
     """
     from data_selection import HashedNgramDSIR
 
-    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp, _without_dsir_bars():
         raw, tgt = Path(tmp) / "raw.jsonl", Path(tmp) / "target.jsonl"
         for path, rows in ((raw, samples), (tgt, target)):
             write_jsonl(path, ({"text": text_of(s)} for s in rows))
@@ -73,6 +75,23 @@ def dsir_scores(
         raise RuntimeError(f"DSIR returned {len(log_w)} weights for {len(samples)} samples")
     gumbel = np.random.default_rng(seed).gumbel(size=len(log_w))
     return scores_table(samples, (log_w + gumbel).tolist(), p)
+
+
+@contextlib.contextmanager
+def _without_dsir_bars():
+    """data-selection draws tqdm bars of its own on every pass, even where sealft's progress
+    is off, and they fill a log with carriage-return frames: silence them for the call."""
+    from data_selection import base, hashed_ngram_dsir
+
+    modules = (base, hashed_ngram_dsir)
+    saved = [m.tqdm for m in modules]
+    for m, bar in zip(modules, saved, strict=True):
+        m.tqdm = functools.partial(bar, disable=True)
+    try:
+        yield
+    finally:
+        for m, bar in zip(modules, saved, strict=True):
+            m.tqdm = bar
 
 
 def frozen_loss_scores(
