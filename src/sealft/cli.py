@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
         "another model applies) or with every sample's loss weighted by its score "
         "(--mode soft). Writes adapter/ (or model/ under full fine-tuning, merged/ with "
         "save_merged=true), trained.jsonl, metrics.jsonl and result.json; a run with "
-        "train.save_steps set resumes from its last checkpoint.",
+        "sft.save_steps set resumes from its last checkpoint.",
     )
     _config_parser(
         sub,
