@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -94,6 +94,17 @@ def _migrate(data: Any, recipe: str) -> Any:
             if key in tree:
                 _to_runtime(tree, key, tree.pop(key), key)
     return tree
+
+
+class _Recipe(_Strict):
+    """A recipe's top-level config: loads the keys renamed in 0.2 (see `_RENAMED`)."""
+
+    recipe: ClassVar[str]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_keys(cls, data: Any) -> Any:
+        return _migrate(data, cls.recipe)
 
 
 class DataConfig(_Strict):
@@ -225,13 +236,10 @@ class SelectorTrainConfig(_Strict):
     )
 
 
-class SelectRecipeConfig(_Strict):
+class SelectRecipeConfig(_Recipe):
     """Everything `seal select` needs."""
 
-    @model_validator(mode="before")
-    @classmethod
-    def _renamed_keys(cls, data: Any) -> Any:
-        return _migrate(data, "select")
+    recipe: ClassVar[str] = "select"
 
     model: ModelConfig = Field(default_factory=ModelConfig)
     data: Sources = Field(
@@ -333,13 +341,10 @@ class ApplySelectionConfig(_Strict):
     )
 
 
-class FinetuneRecipeConfig(_Strict):
+class FinetuneRecipeConfig(_Recipe):
     """Everything `seal finetune` needs."""
 
-    @model_validator(mode="before")
-    @classmethod
-    def _renamed_keys(cls, data: Any) -> Any:
-        return _migrate(data, "finetune")
+    recipe: ClassVar[str] = "finetune"
 
     model: ModelConfig = Field(default_factory=ModelConfig)
     data: Sources = Field(
@@ -442,6 +447,7 @@ class JudgeConfig(_Strict):
     timeout: float = Field(60.0, gt=0, description="seconds to wait for one verdict")
     retries: int = Field(2, ge=0, description="retries after a failed request")
     max_tokens: int = Field(16, ge=1, description="verdict length limit")
+    concurrency: int = Field(4, ge=1, description="judge requests in flight at once")
     cache: str | None = Field(
         None, description="JSONL cache of verdicts (default: judgments.jsonl in the output folder)"
     )
@@ -473,13 +479,10 @@ class EvalConfig(_Strict):
     )
 
 
-class EvalRecipeConfig(_Strict):
+class EvalRecipeConfig(_Recipe):
     """Everything `seal eval` needs."""
 
-    @model_validator(mode="before")
-    @classmethod
-    def _renamed_keys(cls, data: Any) -> Any:
-        return _migrate(data, "eval")
+    recipe: ClassVar[str] = "eval"
 
     model: ModelConfig = Field(default_factory=ModelConfig)
     adapter: str | None = Field(None, description="a LoRA adapter folder to load on the model")
@@ -513,13 +516,10 @@ class LabelConfig(_Strict):
     )
 
 
-class ExperimentRecipeConfig(_Strict):
+class ExperimentRecipeConfig(_Recipe):
     """Everything `seal run` needs: the selector's settings plus methods, seeds and p."""
 
-    @model_validator(mode="before")
-    @classmethod
-    def _renamed_keys(cls, data: Any) -> Any:
-        return _migrate(data, "experiment")
+    recipe: ClassVar[str] = "experiment"
 
     model: ModelConfig = Field(default_factory=ModelConfig)
     selector_model: ModelConfig | None = Field(

@@ -5,6 +5,10 @@ for the first (or second) position cancels out. A win counts 1, a tie 1/2, a los
 A verdict that cannot be parsed, or a request that fails, is counted and reported; it
 never silently drops out of the denominator's bookkeeping. Verdicts are cached on disk
 by (judge, template, prompt, first answer, second answer): re-running costs nothing.
+Endpoint judges speak HTTP through the official `openai` client, which retries with
+exponential back-off, honours `Retry-After` on 429 and 503, and reaches vLLM or
+llama.cpp's server as well as OpenAI through `base_url`; several requests are in flight
+at once (`concurrency`).
 """
 
 from __future__ import annotations
@@ -13,10 +17,8 @@ import hashlib
 import json
 import os
 import re
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,45 +67,52 @@ class OpenAIJudge:
     """Any OpenAI-compatible chat endpoint: OpenAI, vLLM, llama.cpp's server, ..."""
 
     def __init__(self, cfg: JudgeConfig):
+        import openai  # ~0.4 s to import: only endpoint judges pay for it
+
         self.cfg = cfg
         self.id = f"openai:{cfg.base_url.rstrip('/')}:{cfg.model}"
+        self.url = cfg.base_url.rstrip("/") + "/chat/completions"
+        self.concurrency = cfg.concurrency
+        # Always an explicit key: left to itself the client would fall back on
+        # $OPENAI_API_KEY and send a real OpenAI key to whatever server base_url names.
+        # Local vLLM and llama.cpp servers accept any key.
+        key = os.environ.get(cfg.api_key_env) or "not-needed"
+        self.client = openai.OpenAI(
+            base_url=cfg.base_url, api_key=key, timeout=cfg.timeout, max_retries=cfg.retries
+        )
 
     def __call__(self, user: str) -> str:
-        cfg = self.cfg
-        body = json.dumps(
-            {
-                "model": cfg.model,
-                "messages": [
+        import openai
+
+        try:
+            completion = self.client.chat.completions.create(
+                model=self.cfg.model,
+                messages=[
                     {"role": "system", "content": SYSTEM},
                     {"role": "user", "content": user},
                 ],
-                "temperature": 0,
-                "max_tokens": cfg.max_tokens,
-            }
-        ).encode()
-        headers = {"Content-Type": "application/json"}
-        key = os.environ.get(cfg.api_key_env)
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        url = cfg.base_url.rstrip("/") + "/chat/completions"
-        last = ""
-        for attempt in range(cfg.retries + 1):
-            if attempt:
-                time.sleep(min(2.0**attempt, 10.0) * 0.1)
-            try:
-                request = urllib.request.Request(url, body, headers, method="POST")
-                with urllib.request.urlopen(request, timeout=cfg.timeout) as response:
-                    payload = json.loads(response.read().decode("utf-8"))
-                return payload["choices"][0]["message"]["content"] or ""
-            except urllib.error.HTTPError as e:
-                last = f"HTTP {e.code} from {url}"
-                if e.code in (400, 401, 403, 404):
-                    break  # the request itself is wrong: retrying cannot help
-            except (TimeoutError, urllib.error.URLError, OSError) as e:
-                last = f"{url}: {getattr(e, 'reason', e)}"
-            except (ValueError, KeyError, IndexError, TypeError):
-                last = f"{url}: not an OpenAI chat completion"
-        raise JudgeError(last)
+                temperature=0,
+                max_tokens=self.cfg.max_tokens,
+            )
+        # `from None` throughout: the client's errors carry the response body, and an
+        # endpoint may echo the API key there (OpenAI's 401 does), so none of it travels.
+        except openai.APIStatusError as e:
+            raise JudgeError(f"HTTP {e.status_code} from {self.url}") from None
+        except openai.APITimeoutError:
+            raise JudgeError(f"{self.url}: timed out") from None
+        except openai.APIConnectionError as e:
+            raise JudgeError(f"{self.url}: {e.__cause__ or 'connection failed'}") from None
+        except (openai.OpenAIError, ValueError):  # ValueError: a body that is not JSON
+            raise JudgeError(f"{self.url}: not an OpenAI chat completion") from None
+        # The client does not validate a response strictly (local servers leave fields
+        # out), and hands back a body served as text/html as a str: check what we use.
+        try:
+            content = completion.choices[0].message.content
+            if not (content is None or isinstance(content, str)):
+                raise TypeError(content)
+        except (AttributeError, IndexError, KeyError, TypeError):
+            raise JudgeError(f"{self.url}: not an OpenAI chat completion") from None
+        return content or ""
 
 
 class HFJudge:
@@ -116,6 +125,7 @@ class HFJudge:
             model, tokenizer = load_model_and_tokenizer(cfg.model)
         self.model, self.tokenizer, self.cfg = model, tokenizer, cfg
         self.id = f"hf:{cfg.model}"
+        self.concurrency = 1  # one model, one forward pass at a time
 
     def __call__(self, user: str) -> str:
         settings = GenerationConfig(max_new_tokens=self.cfg.max_tokens, batch_size=1)
@@ -208,6 +218,59 @@ def _outcome(entry: dict, ours_is: str) -> str:
     return "win" if verdict == ours_is else "loss"
 
 
+def _ask(judge, key: str, user: str, times: int) -> list[dict]:
+    """Up to `times` tries, stopping at the first success: what `times` sequential
+    occurrences of one question cost when each success is cached for the next."""
+    entries = []
+    for _ in range(times):
+        try:
+            reply, error = judge(user), None
+        except JudgeError as e:
+            reply, error = None, str(e)
+        entries.append({"key": key, "judge": judge.id, "reply": reply, "error": error})
+        if error is None:
+            break
+    return entries
+
+
+def _questions(judge, prompts, answers, reference) -> list[tuple[str, str, str, str]]:
+    """(prompt, ours_is, cache key, judge's message) for every pair in both orders."""
+    questions = []
+    for prompt, ours, theirs in zip(prompts, answers, reference, strict=True):
+        # Order 1: ours is A. Order 2: ours is B.
+        for ours_is, first, second in (("A", ours, theirs), ("B", theirs, ours)):
+            key = JudgmentCache.key(judge.id, prompt, first, second)
+            user = TEMPLATE.format(prompt=prompt, first=first, second=second)
+            questions.append((prompt, ours_is, key, user))
+    return questions
+
+
+def _ask_all(judge, questions, cache: JudgmentCache, bar) -> dict[str, list[dict]]:
+    """Replies to the uncached questions, asked `judge.concurrency` at a time."""
+    times: dict[str, int] = {}
+    users: dict[str, str] = {}
+    for _, _, key, user in questions:
+        if cache.get(key) is None:
+            times[key] = times.get(key, 0) + 1
+            users[key] = user
+        else:
+            bar.update()
+    replies: dict[str, list[dict]] = {}
+    pool = ThreadPoolExecutor(max_workers=getattr(judge, "concurrency", 1))
+    try:
+        futures = {pool.submit(_ask, judge, k, users[k], n): k for k, n in times.items()}
+        for future in as_completed(futures):
+            key = futures[future]
+            replies[key] = future.result()
+            if replies[key][-1]["error"] is None:  # failures are retried next time
+                cache.put(replies[key][-1])  # as they come: an interrupted run keeps them
+            bar.update(times[key])
+    finally:
+        # On an error or Ctrl-C, drop the queued requests instead of sending them all.
+        pool.shutdown(wait=True, cancel_futures=True)
+    return replies
+
+
 def win_rate(
     judge,
     prompts: Sequence[str],
@@ -217,37 +280,39 @@ def win_rate(
     *,
     progress: bool = False,
 ) -> WinRate:
-    """How often `answers` beat `reference` (the same prompts, in the same order)."""
+    """How often `answers` beat `reference` (the same prompts, in the same order).
+
+    Uncached questions go to the judge `judge.concurrency` at a time; the result, its
+    order and the entries cached are those of asking one question after the other
+    (only the cache file's line order follows the replies' arrival)."""
     if not len(prompts) == len(answers) == len(reference):
         raise ValueError("prompts, answers and reference answers must line up one to one")
     result = WinRate(judge.id, pairs=len(prompts))
-    bar = progress_bar(total=2 * len(prompts), desc="judge", enabled=progress)
-    for prompt, ours, theirs in zip(prompts, answers, reference, strict=True):
-        # Order 1: ours is A. Order 2: ours is B.
-        for ours_is, first, second in (("A", ours, theirs), ("B", theirs, ours)):
-            key = JudgmentCache.key(judge.id, prompt, first, second)
-            entry = cache.get(key)
-            if entry is None:
-                user = TEMPLATE.format(prompt=prompt, first=first, second=second)
-                try:
-                    reply, error = judge(user), None
-                except JudgeError as e:
-                    reply, error = None, str(e)
-                entry = {"key": key, "judge": judge.id, "reply": reply, "error": error}
-                if error is None:  # failures are retried next time, not cached
-                    cache.put(entry)
-            outcome = _outcome(entry, ours_is)
-            name = OUTCOME_FIELDS[outcome]
-            setattr(result, name, getattr(result, name) + 1)
-            result.judgments.append(
-                {
-                    "prompt": prompt,
-                    "ours_is": ours_is,
-                    "reply": entry["reply"],
-                    "error": entry.get("error"),
-                    "outcome": outcome,
-                }
-            )
-            bar.update()
-    bar.close()
+    questions = _questions(judge, prompts, answers, reference)
+    bar = progress_bar(total=len(questions), desc="judge", enabled=progress)
+    try:
+        replies = _ask_all(judge, questions, cache, bar)
+    finally:
+        bar.close()
+    seen: dict[str, int] = {}
+    for prompt, ours_is, key, _ in questions:
+        entry = cache.get(key)
+        if key in replies:
+            # The n-th asking of a question gets the n-th try; after a success, the
+            # success, as the cache would have given it.
+            tries = replies[key]
+            entry = tries[min(seen.get(key, 0), len(tries) - 1)]
+            seen[key] = seen.get(key, 0) + 1
+        outcome = _outcome(entry, ours_is)
+        name = OUTCOME_FIELDS[outcome]
+        setattr(result, name, getattr(result, name) + 1)
+        result.judgments.append(
+            {
+                "prompt": prompt,
+                "ours_is": ours_is,
+                "reply": entry["reply"],
+                "error": entry.get("error"),
+                "outcome": outcome,
+            }
+        )
     return result
