@@ -56,7 +56,10 @@ def test_experiment_sections_and_eval_device_move():
 
 
 def test_renamed_keys_that_disagree_or_collide_are_errors():
-    with pytest.raises(ValueError, match="conflicts with 'runtime.device'"):
+    with (
+        pytest.warns(FutureWarning),
+        pytest.raises(ValueError, match="conflicts with 'runtime.device'"),
+    ):
         ExperimentRecipeConfig.model_validate(
             {"train": {"device": "cuda"}, "finetune": {"device": "cpu"}}
         )
