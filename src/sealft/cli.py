@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import textwrap
 import warnings
 
-from . import logs
+from . import logs, progress
 from .config import (
     ConfigError,
     EvalRecipeConfig,
@@ -218,6 +219,11 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure("verbose" if verbose else "quiet" if quiet else "normal")
     if quiet:
         args.no_progress = True
+    if args.no_progress or not progress.is_terminal():
+        # Hugging Face libraries draw their own bars (loading weights, de-quantising a
+        # GGUF file), which a log fills with carriage-return frames. Read once, at their
+        # import, which comes later: every heavy import is inside the commands.
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
         if args.command == "select":
             return _select(args)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 
 LEVELS = {"quiet": logging.WARNING, "normal": logging.INFO, "verbose": logging.DEBUG}
 
@@ -38,7 +39,15 @@ def configure(verbosity: str = "normal") -> None:
     logger.addHandler(handler)
     logger.setLevel(LEVELS[verbosity])
     logger.propagate = False
-    logging.captureWarnings(True)
     warnings_logger = logging.getLogger("py.warnings")
     warnings_logger.handlers = [handler]
     warnings_logger.setLevel(logging.WARNING)
+    warnings_logger.propagate = False
+    warnings.showwarning = _show_warning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """One line per warning, without the source line Python would print under it."""
+    logging.getLogger("py.warnings").warning(
+        "%s (%s, %s:%d)", message, category.__name__, filename, lineno
+    )

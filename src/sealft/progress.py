@@ -7,6 +7,8 @@ and one when the work ends.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import sys
 import time
@@ -85,3 +87,17 @@ def progress_bar(
     if enabled and not is_terminal():
         return PlainProgress(iterable, total=total, desc=desc)
     return tqdm(iterable, total=total, desc=desc, disable=not enabled, leave=leave)
+
+
+@contextlib.contextmanager
+def without_bars(*modules):
+    """Silence the tqdm bars that other libraries draw with a module-level `tqdm` and no
+    switch of their own (data-selection's passes, transformers' GGUF de-quantisation)."""
+    saved = [m.tqdm for m in modules]
+    for m, bar in zip(modules, saved, strict=True):
+        m.tqdm = functools.partial(bar, disable=True)
+    try:
+        yield
+    finally:
+        for m, bar in zip(modules, saved, strict=True):
+            m.tqdm = bar

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from ..config import ModelConfig
+from ..progress import is_terminal, without_bars
 
 
 def load_model_and_tokenizer(
@@ -43,7 +44,8 @@ def load_model_and_tokenizer(
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[
         dtype
     ]
-    model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=torch_dtype, **kwargs)
+    with _quiet_gguf_bar(gguf_file):
+        model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=torch_dtype, **kwargs)
     if gguf_file:
         config = model.config
         if hasattr(config, "quantization_config"):
@@ -56,6 +58,16 @@ def load_model_and_tokenizer(
     if tokenizer.pad_token_id is None and tokenizer.eos_token is not None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+def _quiet_gguf_bar(gguf_file: str | None):
+    """transformers draws a de-quantisation bar for GGUF files that no setting turns off;
+    off a terminal it is only carriage-return frames in a log."""
+    if not gguf_file or is_terminal():
+        return contextlib.nullcontext()
+    from transformers import modeling_gguf_pytorch_utils
+
+    return without_bars(modeling_gguf_pytorch_utils)
 
 
 def load_configured(cfg: ModelConfig):

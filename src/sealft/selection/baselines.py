@@ -7,8 +7,6 @@ of any of them the same way, so a sweep over p keeps nested subsets.
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +19,7 @@ from ..config import DSIRConfig
 from ..data import Encoded, Sample, pad_id
 from ..io import write_jsonl
 from ..model.losses import sample_losses
+from ..progress import without_bars
 from ..scores import scores_table
 
 
@@ -51,9 +50,11 @@ def dsir_scores(
     (sampling without replacement); the same rule is applied here with a seeded generator
     instead of NumPy's global state, so the choice is reproducible and nested across p.
     """
-    from data_selection import HashedNgramDSIR
+    from data_selection import HashedNgramDSIR, base, hashed_ngram_dsir
 
-    with tempfile.TemporaryDirectory(dir=workdir) as tmp, _without_dsir_bars():
+    # data-selection draws bars on every pass, even where sealft's progress is off.
+    quiet = without_bars(base, hashed_ngram_dsir)
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp, quiet:
         raw, tgt = Path(tmp) / "raw.jsonl", Path(tmp) / "target.jsonl"
         for path, rows in ((raw, samples), (tgt, target)):
             write_jsonl(path, ({"text": text_of(s)} for s in rows))
@@ -75,23 +76,6 @@ def dsir_scores(
         raise RuntimeError(f"DSIR returned {len(log_w)} weights for {len(samples)} samples")
     gumbel = np.random.default_rng(seed).gumbel(size=len(log_w))
     return scores_table(samples, (log_w + gumbel).tolist(), p)
-
-
-@contextlib.contextmanager
-def _without_dsir_bars():
-    """data-selection draws tqdm bars of its own on every pass, even where sealft's progress
-    is off, and they fill a log with carriage-return frames: silence them for the call."""
-    from data_selection import base, hashed_ngram_dsir
-
-    modules = (base, hashed_ngram_dsir)
-    saved = [m.tqdm for m in modules]
-    for m, bar in zip(modules, saved, strict=True):
-        m.tqdm = functools.partial(bar, disable=True)
-    try:
-        yield
-    finally:
-        for m, bar in zip(modules, saved, strict=True):
-            m.tqdm = bar
 
 
 def frozen_loss_scores(
