@@ -1,6 +1,7 @@
 """Logging and progress: quiet as a library, plain lines where output is not a terminal."""
 
 import logging
+import os
 import subprocess
 import sys
 
@@ -72,3 +73,27 @@ def test_warnings_go_to_the_log_with_their_level():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert "warning: " in done.stderr and "'train' is deprecated" in done.stderr
+
+
+def test_other_libraries_bars_are_silenced_and_restored(capsys):
+    import types
+
+    from tqdm import tqdm
+
+    from sealft.progress import without_bars
+
+    library = types.SimpleNamespace(tqdm=tqdm)
+    with without_bars(library):
+        for _ in library.tqdm(range(3), desc="de-quantizing"):
+            pass
+    assert "de-quantizing" not in capsys.readouterr().err
+    assert library.tqdm is tqdm
+
+
+def test_hugging_face_bars_are_off_when_progress_is(monkeypatch):
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
+    try:
+        main(["report", "/nonexistent/run", "--no-progress"])
+    finally:
+        logs.configure("normal")
+    assert os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"
