@@ -13,7 +13,7 @@ from sealft.recipes.experiment import run_experiment
 from sealft.report.tables import markdown_table, summarise
 from sealft.scores import n_keep
 from sealft.selection.bilevel import BilevelTrainer
-from sealft.selection.methods import METHODS
+from sealft.selection.methods import DEFAULT_METHODS
 
 FAST = {
     "tokenize": {"max_length": 64},
@@ -61,7 +61,7 @@ def test_run_writes_one_entry_per_method_p_and_seed(experiment_run):
     assert saved["runs"] == results["runs"]
     got = sorted((r["method"], r["p"] or 0, r["seed"] or 0) for r in saved["runs"])
     want = [("aligned", 0, 0)]
-    for method in METHODS:
+    for method in DEFAULT_METHODS:
         ps = (
             [0.5, 1.0]
             if method in ("random", "dsir", "seal", "seal+safeinstr", "frozen-loss")

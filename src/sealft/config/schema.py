@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..selection.methods import METHODS
+from ..selection.methods import DEFAULT_METHODS, METHODS, TABLE
 
 
 class ConfigError(ValueError):
@@ -508,6 +508,38 @@ class EvalRecipeConfig(_Recipe):
             raise ConfigError("reference answers given but no eval.judge to compare them")
 
 
+class ImplicitRewardConfig(_Strict):
+    response_tokens: int | None = Field(
+        None,
+        ge=1,
+        description="compare the two models over the first K response tokens only (null: "
+        "the whole response)",
+    )
+
+
+class GuardConfig(_Strict):
+    """A safety classifier whose verdict on (prompt, response) ranks the samples."""
+
+    model: str = Field(description="Hub id or local folder of the guard model")
+    kind: Literal["auto", "classifier", "causal"] = Field(
+        "auto",
+        description="classifier: a sequence-classification model (its unsafe label's "
+        "probability); causal: a guard LM used through its chat template, Llama Guard "
+        "style (the probability of unsafe_token as the verdict's first token); auto: "
+        "classifier when the model's architecture is one",
+    )
+    unsafe_label: str | int | None = Field(
+        None,
+        description="classifier: the label (name or index) meaning unsafe (null: the first "
+        "label whose name contains unsafe, harm or toxic)",
+    )
+    unsafe_token: str = Field("unsafe", description="causal: the verdict word for unsafe")
+    safe_token: str = Field("safe", description="causal: the verdict word for safe")
+    batch_size: int = Field(8, ge=1, description="samples per forward pass")
+    max_length: int = Field(1024, ge=16, description="longest input, in tokens (cut from the left)")
+    trust_remote_code: bool = Field(False, description="allow model code from the Hub")
+
+
 class LabelConfig(_Strict):
     field: str = Field(description="record field that marks harmful samples, e.g. label")
     harmful: list[str | int | bool] = Field(
@@ -539,8 +571,16 @@ class ExperimentRecipeConfig(_Recipe):
     sft: SFTConfig = Field(default_factory=SFTConfig, description="every method's fine-tune")
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     methods: list[Method] = Field(
-        default_factory=lambda: list(METHODS), description="methods to compare"
+        default_factory=lambda: list(DEFAULT_METHODS),
+        description="methods to compare (implicit-reward needs reference_model, guard needs guard)",
     )
+    reference_model: ModelConfig | None = Field(
+        None,
+        description="the aligned model's pre-alignment base (e.g. Llama-3-8B for "
+        "Llama-3-8B-Instruct), for the implicit-reward ranking",
+    )
+    implicit_reward: ImplicitRewardConfig = Field(default_factory=ImplicitRewardConfig)
+    guard: GuardConfig | None = Field(None, description="the safety classifier of `guard`")
     p: float | list[float] = Field(
         0.8, description="fraction kept by the selecting methods; a list sweeps it"
     )
@@ -572,6 +612,13 @@ class ExperimentRecipeConfig(_Recipe):
 
     def check_ready(self) -> None:
         self.select_config(self.seeds[0]).check_ready()
+        missing = [
+            f"method {m} needs `{TABLE[m].needs}`"
+            for m in self.methods
+            if TABLE[m].needs and getattr(self, TABLE[m].needs) is None
+        ]
+        if missing:
+            raise ConfigError("; ".join(missing))
 
     def select_config(self, seed: int) -> SelectRecipeConfig:
         """The `seal select` run behind the seal methods for one seed."""

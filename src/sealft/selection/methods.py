@@ -22,6 +22,7 @@ class Method:
     soft: bool = False
     demonstrations: bool = False
     summary: str = ""
+    needs: str | None = None  # the config section that must be set to run it
 
     @property
     def keeps_fraction(self) -> bool:
@@ -40,9 +41,23 @@ TABLE: dict[str, Method] = {
         Method("seal+safeinstr", "seal", demonstrations=True, summary="top p plus demonstrations"),
         Method("frozen-loss", "frozen-loss", summary="the top p by the aligned model's loss"),
         Method("seal-soft", "seal", soft=True, summary="every sample, weighted by the selector"),
+        Method(
+            "implicit-reward",
+            "implicit-reward",
+            summary="the top p by log π_aligned(y|x) − log π_reference(y|x)",
+            needs="reference_model",
+        ),
+        Method(
+            "guard",
+            "guard",
+            summary="the top p by a safety classifier's probability of safe",
+            needs="guard",
+        ),
     )
 }
 METHODS = tuple(TABLE)
+# What `seal run` compares when `methods` is not set: every method that needs no extra model.
+DEFAULT_METHODS = tuple(name for name, m in TABLE.items() if m.needs is None)
 # Methods that keep a fraction p of the data, and so get one row per p.
 SELECTING = tuple(name for name, m in TABLE.items() if m.keeps_fraction)
 # Rankings computed from the selector run.
