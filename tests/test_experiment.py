@@ -6,7 +6,7 @@ import pytest
 from conftest import alpaca_rows, safe_rows, shared_file, write_jsonl
 
 from sealft.cli import main
-from sealft.config import ExperimentRecipeConfig
+from sealft.config import ConfigError, ExperimentRecipeConfig
 from sealft.demo.tiny import tiny_pair
 from sealft.recipes import experiment, finetune
 from sealft.recipes.experiment import run_experiment
@@ -206,3 +206,24 @@ def test_cli_run_and_its_help(tmp_path, tiny_model_dir, capsys):
     with pytest.raises(SystemExit):
         main(["run", "--help"])
     assert "seal+safeinstr" in capsys.readouterr().out
+
+
+def test_methods_that_need_a_model_say_so_and_implicit_reward_runs(tmp_path, tiny_model_dir):
+    with pytest.raises(ConfigError, match="implicit-reward needs `reference_model`"):
+        shared_config(tiny_model_dir, tmp_path / "a", methods=["implicit-reward"]).check_ready()
+    with pytest.raises(ConfigError, match="guard needs `guard`"):
+        shared_config(tiny_model_dir, tmp_path / "a", methods=["guard"]).check_ready()
+    cfg = shared_config(
+        tiny_model_dir,
+        tmp_path / "b",
+        methods=["implicit-reward"],
+        reference_model={"name_or_path": str(tiny_model_dir)},
+        implicit_reward={"response_tokens": 2},
+        p=0.5,
+    )
+    results = run_experiment(cfg, progress=False)
+    scores = pq.read_table(tmp_path / "b" / "implicit-reward" / "scores.parquet").to_pylist()
+    # The reference is the aligned model itself: every reward is zero.
+    assert {round(r["logit"], 6) for r in scores} == {0.0}
+    assert [r["method"] for r in results["runs"]] == ["aligned", "implicit-reward"]
+    assert results["runs"][1]["trained"] == n_keep(len(scores), 0.5)

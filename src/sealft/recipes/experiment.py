@@ -10,7 +10,8 @@ setting only re-runs what depends on it.
     output_dir/
       config.yaml  results.json  results.md
       aligned/eval.json                    the starting model, not fine-tuned
-      frozen-loss/scores.parquet           the aligned model's loss ranking
+      frozen-loss/scores.parquet           the aligned model's loss ranking (and
+      implicit-reward/, guard/)            the other rankings no seed changes
       seed0/select/                        `seal select` run (scores.parquet, ...)
       seed0/random/scores.parquet  seed0/dsir/scores.parquet
       seed0/<method>[-p<p>]/               `seal finetune` run + eval.json
@@ -32,7 +33,12 @@ from ..io import atomic_write, write_dropped, write_json, write_parquet
 from ..model.load import device_for, load_configured
 from ..report.tables import markdown_table, summarise
 from ..runs import cached, fingerprint, run_key
-from ..selection.baselines import dsir_scores, frozen_loss_scores, random_scores
+from ..selection.baselines import (
+    dsir_scores,
+    frozen_loss_scores,
+    implicit_reward_scores,
+    random_scores,
+)
 from ..selection.methods import SEAL_RANKED, SELECTING, TABLE
 from .finetune import run_finetune
 from .select import run_select
@@ -134,11 +140,9 @@ class Experiment:
         self.aligned()
         # Random and DSIR rank what the model can train on: the samples that fit its tokenizer.
         trainable = encode_configured(self.data.samples, self.tokenizer, cfg.tokenize)
-        frozen = self.frozen_loss(trainable) if "frozen-loss" in cfg.methods else None
+        shared = self.shared_rankings(trainable)
         for seed in cfg.seeds:
-            rankings = self.rankings(seed, trainable)
-            if frozen is not None:
-                rankings["frozen-loss"] = frozen
+            rankings = self.rankings(seed, trainable) | shared
             for method in cfg.methods:
                 for p in cfg.p_values() if method in SELECTING else [None]:
                     self.finetune_and_evaluate(method, p, seed, rankings)
@@ -198,28 +202,81 @@ class Experiment:
     def _data_key(self, trainable: Encoded) -> dict:
         return {"data": _ids(trainable.samples), "p": max(self.cfg.p_values())}
 
-    def frozen_loss(self, trainable: Encoded) -> Path:
-        cfg, k = self.cfg, self.cfg.selector.response_tokens
+    def model_ranking(self, name: str, trainable: Encoded, k: int | None, key: dict, score) -> Path:
+        """A ranking by `score(encoded data)`, seed-independent, computed once per key."""
+        cfg = self.cfg
 
         def make():
             enc = encode_configured(self.data.samples, self.tokenizer, cfg.tokenize, k)
-            table = frozen_loss_scores(
-                self.models.fresh()[0].to(self.device),
-                self.tokenizer,
-                enc,
+            return score(enc), enc.dropped
+
+        key = (
+            self._data_key(trainable)
+            | key
+            | {
+                "model": cfg.model.model_dump(mode="json"),
+                "tokenize": cfg.tokenize.model_dump(mode="json"),
+                "response_tokens": k,
+            }
+        )
+        return self.scores_step(self.out / name, key, make)
+
+    def shared_rankings(self, trainable: Encoded) -> dict[str, Path]:
+        """The rankings that no seed changes: the aligned model's loss, its implicit reward
+        against the reference model, and the guard's verdicts."""
+        cfg, found = self.cfg, {}
+        kw = {
+            "p": max(cfg.p_values()),
+            "batch_size": cfg.eval.batch_size,
+            "device": self.device,
+            "precision": cfg.runtime.precision,
+        }
+        if "frozen-loss" in cfg.methods:
+            found["frozen-loss"] = self.model_ranking(
+                "frozen-loss",
+                trainable,
+                cfg.selector.response_tokens,
+                {},
+                lambda enc: frozen_loss_scores(self.aligned_model(), self.tokenizer, enc, **kw),
+            )
+        if "implicit-reward" in cfg.methods:
+            found["implicit-reward"] = self.model_ranking(
+                "implicit-reward",
+                trainable,
+                cfg.implicit_reward.response_tokens,
+                {"reference_model": cfg.reference_model.model_dump(mode="json")},
+                lambda enc: implicit_reward_scores(
+                    self.aligned_model(), self.reference_model(), self.tokenizer, enc, **kw
+                ),
+            )
+        if "guard" in cfg.methods:
+            found["guard"] = self.guard_ranking(trainable)
+        return found
+
+    def aligned_model(self):
+        return self.models.fresh()[0].to(self.device)
+
+    def reference_model(self):
+        return load_configured(self.cfg.reference_model)[0].to(self.device)
+
+    def guard_ranking(self, trainable: Encoded) -> Path:
+        from ..selection.guard import guard_scores
+
+        cfg = self.cfg
+
+        def make():
+            table = guard_scores(
+                trainable.samples,
+                cfg.guard,
                 p=max(cfg.p_values()),
-                batch_size=cfg.eval.batch_size,
                 device=self.device,
                 precision=cfg.runtime.precision,
+                progress=self.progress,
             )
-            return table, enc.dropped
+            return table, trainable.dropped
 
-        key = self._data_key(trainable) | {
-            "model": cfg.model.model_dump(mode="json"),
-            "tokenize": cfg.tokenize.model_dump(mode="json"),
-            "response_tokens": k,
-        }
-        return self.scores_step(self.out / "frozen-loss", key, make)
+        key = self._data_key(trainable) | {"guard": cfg.guard.model_dump(mode="json")}
+        return self.scores_step(self.out / "guard", key, make)
 
     def rankings(self, seed: int, trainable: Encoded) -> dict[str, Path]:
         """The scores.parquet of every ranking this seed's methods train on."""

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from ..config import DSIRConfig
+from ..config import ConfigError, DSIRConfig
 from ..data import Encoded, Sample, pad_id
 from ..io import write_jsonl
 from ..model.losses import sample_losses
@@ -95,3 +95,35 @@ def frozen_loss_scores(
         precision=precision,
     )
     return scores_table(data.samples, (-losses.double()).tolist(), p)
+
+
+def implicit_reward_scores(
+    model,
+    reference,
+    tokenizer,
+    data: Encoded,
+    *,
+    p: float,
+    batch_size: int,
+    device,
+    precision: str,
+) -> pa.Table:
+    """Rank by the implicit reward log π_aligned(y|x) − log π_reference(y|x), per response
+    token (DPO's reward, up to its β), lowest last.
+
+    `reference` is the aligned model's pre-alignment base. How natural a text is for the
+    model family cancels between the two, and what alignment changed remains: an answer
+    the aligned model learned to avoid scores low even when the family finds it likely,
+    which is exactly where the aligned model's own loss (frozen-loss) turns around.
+    """
+    needed = 1 + max((max(ids) for ids in data.input_ids), default=-1)
+    rows = reference.get_input_embeddings().num_embeddings
+    if rows < needed:
+        raise ConfigError(
+            f"reference model has {rows} token embeddings, but the data uses token id "
+            f"{needed - 1}: the reference must share the aligned model's tokenizer"
+        )
+    kw = {"pad": pad_id(tokenizer), "batch_size": batch_size, "device": device}
+    aligned = sample_losses(model, data, precision=precision, **kw)
+    base = sample_losses(reference, data, precision=precision, **kw)
+    return scores_table(data.samples, (base - aligned).double().tolist(), p)
