@@ -119,10 +119,11 @@ def test_algorithm1_end_to_end_with_dropped_rows(tmp_path, tiny_model_dir):
     assert pq.read_table(tmp_path / "run" / "scores.parquet").num_rows == 10
 
 
+@pytest.mark.parametrize("kind", [(), ("selector.kind=features",)], ids=["logits", "features"])
 def test_resume_after_a_crash_matches_an_uninterrupted_run(
-    tmp_path, tiny_model_dir, files, monkeypatch
+    tmp_path, tiny_model_dir, files, monkeypatch, kind
 ):
-    assert _cli(tmp_path, tiny_model_dir, *files, out="whole") == 0
+    assert _cli(tmp_path, tiny_model_dir, *files, out="whole", extra=kind) == 0
     real = bilevel.BilevelTrainer.upper_step
 
     def crash_in_epoch_two(self, ft_idx, safe_idx, gamma, *args):
@@ -132,11 +133,11 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(
 
     monkeypatch.setattr(bilevel.BilevelTrainer, "upper_step", crash_in_epoch_two)
     with pytest.raises(KeyboardInterrupt):
-        _cli(tmp_path, tiny_model_dir, *files, out="crashed")
+        _cli(tmp_path, tiny_model_dir, *files, out="crashed", extra=kind)
     assert (tmp_path / "crashed" / "checkpoint.pt").exists()
     assert not (tmp_path / "crashed" / "scores.parquet").exists()
     monkeypatch.setattr(bilevel.BilevelTrainer, "upper_step", real)
-    assert _cli(tmp_path, tiny_model_dir, *files, out="crashed") == 0
+    assert _cli(tmp_path, tiny_model_dir, *files, out="crashed", extra=kind) == 0
     whole = pq.read_table(tmp_path / "whole" / "scores.parquet").column("logit").to_pylist()
     resumed = pq.read_table(tmp_path / "crashed" / "scores.parquet").column("logit").to_pylist()
     assert resumed == pytest.approx(whole, abs=1e-6)

@@ -15,6 +15,7 @@ from .config import (
     ExperimentRecipeConfig,
     FinetuneRecipeConfig,
     PromptSetConfig,
+    ScoreRecipeConfig,
     SelectRecipeConfig,
     describe,
     load_config,
@@ -68,8 +69,15 @@ EVAL_FLAGS = {
     "--max-new-tokens": ("eval.generation.max_new_tokens", "longest answer in tokens"),
     "--output-dir": ("output_dir", "folder for results.json and answers.jsonl"),
 }
+SCORE_FLAGS = {
+    "--selector": ("selector", "a seal select run folder with a feature selector"),
+    "--data": ("data.path", "the samples to score"),
+    "--p": ("p", "fraction of samples marked selected"),
+    "--output-dir": ("output_dir", "folder for scores.parquet"),
+}
 COMMANDS = {
     "select": (SelectRecipeConfig, SELECT_FLAGS),
+    "score": (ScoreRecipeConfig, SCORE_FLAGS),
     "finetune": (FinetuneRecipeConfig, FINETUNE_FLAGS),
     "run": (ExperimentRecipeConfig, RUN_FLAGS),
     "eval": (EvalRecipeConfig, EVAL_FLAGS),
@@ -88,7 +96,7 @@ def _config_parser(sub, name: str, help: str, description: str) -> argparse.Argu
     p.add_argument("--config", help="YAML config file")
     for flag, (key, text) in flags.items():
         p.add_argument(flag, dest=key, metavar="VALUE", help=f"{text} (= {key})")
-    if name != "eval":  # an evaluation always rewrites its results
+    if name not in ("eval", "score"):  # these always rewrite their results
         p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     _output_flags(p)
     # key=value overrides are collected by main() wherever they stand among the flags.
@@ -143,6 +151,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _config_parser(
         sub,
+        "score",
+        "score new samples with a trained feature selector",
+        "Score samples that a feature selector (selector.kind=features) never saw, with "
+        "the linear map it learned over their features, and write scores.parquet in the "
+        "schema of seal select, for seal finetune --scores. A logits selector cannot score "
+        "new samples: it has one logit per sample it was trained on.",
+    )
+    _config_parser(
+        sub,
         "finetune",
         "supervised fine-tuning (LoRA or full) on all data or a selection",
         "Fine-tune a causal LM on a data set, optionally only on the top p of a selection "
@@ -161,6 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
         "Methods: full, random, dsir, safeinstr, seal, seal+safeinstr, frozen-loss, "
         "seal-soft. Re-running skips every step whose settings are unchanged.",
     )
+    _eval_parser(sub)
+    _report_parser(sub)
+    _demo_parser(sub)
+    return parser
+
+
+def _eval_parser(sub) -> None:
     ev = _config_parser(
         sub,
         "eval",
@@ -192,6 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="sample with the paper's settings instead of greedy decoding",
     )
+
+
+def _report_parser(sub) -> None:
     rp = sub.add_parser(
         "report",
         help="write report.html (and PNGs) for a seal run or seal select folder",
@@ -202,8 +229,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rp.add_argument("run_dir", help="a seal run or seal select output folder")
     _output_flags(rp)
-    _demo_parser(sub)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -227,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "select":
             return _select(args)
+        if args.command == "score":
+            return _score(args)
         if args.command == "finetune":
             return _finetune(args)
         if args.command == "run":
@@ -262,6 +289,18 @@ def _select(args) -> int:
         + (f" ({_reasons(result.dropped)})" if result.dropped else "")
     )
     print(f"outputs in {result.run_dir}/")
+    return 0
+
+
+def _score(args) -> int:
+    from .recipes.score import run_score
+
+    result = run_score(_load(args), progress=not args.no_progress)
+    print(
+        f"scored {result['scored']} samples, kept {result['kept']}; dropped before scoring: "
+        f"{result['dropped']}"
+    )
+    print(f"scores in {result['output_dir']}/scores.parquet")
     return 0
 
 

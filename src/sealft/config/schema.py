@@ -80,6 +80,7 @@ _RENAMED: dict[str, dict[str, tuple[str, bool]]] = {
     "finetune": {"train": ("sft", True)},
     "experiment": {"train": ("selector_train", False), "finetune": ("sft", True)},
     "eval": {},
+    "score": {},
 }
 
 
@@ -173,7 +174,47 @@ class TokenizeConfig(_Strict):
     )
 
 
+class FeatureConfig(_Strict):
+    """What a feature selector sees of a sample, and how its linear map is regularised."""
+
+    source: Literal["ngrams", "hidden"] = Field(
+        "ngrams",
+        description="ngrams: hashed word n-grams of the prompt and the start of the "
+        "response (tokenizer-free: a selection then transfers across model families); "
+        "hidden: the frozen model's hidden states over the prompt and the first "
+        "selector.response_tokens response tokens",
+    )
+    ngram_max: int = Field(2, ge=1, le=4, description="ngrams: word n-grams up to this n")
+    buckets: int = Field(2**18, ge=64, description="ngrams: hash buckets")
+    response_words: int = Field(
+        8, ge=0, description="ngrams: how many words of the response start are features"
+    )
+    layer: int = Field(-1, description="hidden: which layer's states (-1: the last)")
+    pooling: Literal["mean", "last"] = Field(
+        "mean", description="hidden: mean over the response positions, or the last one"
+    )
+    residual: bool = Field(
+        False,
+        description="add one free logit per sample to w·x + b (it cannot score unseen samples)",
+    )
+    l2: float = Field(0.0, ge=0, description="weight decay on w")
+
+
 class SelectorConfig(_Strict):
+    kind: Literal["logits", "features"] = Field(
+        "logits",
+        description="logits: one free logit per sample (the paper's); features: logit = "
+        "w·x + b over the sample's features (selector.features), learned by the same "
+        "bilevel objective, so evidence pools across similar samples and `seal score` can "
+        "score samples the selector never saw",
+    )
+    features: FeatureConfig = Field(default_factory=FeatureConfig)
+    smoothing: Literal["none", "crossfit"] = Field(
+        "none",
+        description="crossfit: replace each learned logit by a ridge regression's prediction "
+        "from selector.features, fitted on the other folds (5), so that no sample's score "
+        "uses its own logit",
+    )
     algorithm: Literal[1, 2] = Field(
         1,
         description="1: penalty method with an auxiliary lower-level adapter; 2: the "
@@ -339,6 +380,38 @@ class ApplySelectionConfig(_Strict):
         description="top: keep the p highest-ranked samples; soft: keep all, each sample's "
         "loss weighted by its score's weight",
     )
+
+
+class ScoreRecipeConfig(_Recipe):
+    """Everything `seal score` needs: a finished feature-selector run and new data."""
+
+    recipe: ClassVar[str] = "score"
+    selector: str | None = Field(
+        None, description="a `seal select` run folder whose selector has selector.kind=features"
+    )
+    data: Sources = Field(
+        default_factory=DataConfig,
+        description="the samples to score; a YAML list of sources is concatenated",
+    )
+    p: float = Field(0.8, gt=0, le=1, description="fraction of samples marked selected")
+    runtime: RuntimeConfig | None = Field(
+        None,
+        description="device and precision of hidden-state features (null: the selector "
+        "run's, so that its own samples score exactly as they did there)",
+    )
+    output_dir: str = Field("runs/score", description="folder for scores.parquet")
+
+    def check_ready(self) -> None:
+        missing = [
+            k
+            for k, v in (
+                ("selector", self.selector),
+                ("data.path (or data.hub)", all(s.path or s.hub for s in as_list(self.data))),
+            )
+            if not v
+        ]
+        if missing:
+            raise ConfigError("missing required setting(s): " + ", ".join(missing))
 
 
 class FinetuneRecipeConfig(_Recipe):

@@ -7,6 +7,7 @@ its last finished epoch when started again with the same config.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,9 @@ from ..model.lora import add_lora
 from ..runs import fingerprint, prepare_run_dir
 from ..scores import scores_table, selected_ids
 from ..selection.bilevel import BilevelTrainer, adapter_names
+from ..selection.features import compute_features
+from ..selection.selector import FeatureSelector, Selector, weights_of
+from ..selection.smoothing import crossfit
 
 log = logging.getLogger(__name__)
 DONE = "scores.parquet"
@@ -55,9 +59,41 @@ def _encode_inputs(
     return ft, sf, finetune.dropped + ft.dropped
 
 
-def _trainer(cfg, model, tokenizer, ft, sf, run_dir, progress) -> BilevelTrainer:
+def _features(cfg: SelectRecipeConfig, model, ft: Encoded, device, progress: bool):
+    """The selector's features of the fine-tuning samples (None where nothing needs them),
+    from the frozen model: before any adapter is attached."""
+    if cfg.selector.kind == "logits" and cfg.selector.smoothing == "none":
+        return None
+    return compute_features(
+        cfg.selector.features,
+        ft.samples,
+        model=model,
+        encoded=ft,
+        batch_size=cfg.selector_train.batch_size,
+        device=device,
+        precision=cfg.runtime.precision,
+        progress=progress,
+    )
+
+
+def make_selector(cfg: SelectRecipeConfig, ft: Encoded, features) -> Selector:
+    ids = [s.sample_id for s in ft.samples]
+    if cfg.selector.kind == "logits":
+        return Selector(ids, cfg.selector.activation)
+    x, stats = features
+    return FeatureSelector(
+        ids,
+        x,
+        cfg.selector.activation,
+        residual=cfg.selector.features.residual,
+        l2=cfg.selector.features.l2,
+        stats=stats,
+        spec=json.dumps(cfg.selector.features.model_dump(mode="json")),
+    )
+
+
+def _trainer(cfg, model, tokenizer, ft, sf, run_dir, progress, selector) -> BilevelTrainer:
     device = device_for(cfg.runtime.device)
-    model.to(device)
     if cfg.lora.enabled:
         model = add_lora(model, cfg.lora, adapter_names(cfg.selector.algorithm))
     return BilevelTrainer(
@@ -73,6 +109,7 @@ def _trainer(cfg, model, tokenizer, ft, sf, run_dir, progress) -> BilevelTrainer
         device=device,
         run_dir=run_dir,
         progress=progress,
+        selector=selector,
     )
 
 
@@ -87,12 +124,22 @@ def _resume(trainer: BilevelTrainer, run_dir: Path) -> None:
         atomic_write(metrics, "")
 
 
-def _write_outputs(cfg: SelectRecipeConfig, selector, ft: Encoded, run_dir: Path) -> pa.Table:
+def final_logits(cfg: SelectRecipeConfig, selector: Selector, features) -> torch.Tensor:
+    """The learned logits, or their cross-fitted smoothing (selector.smoothing)."""
+    logits = selector.logits.detach()
+    if cfg.selector.smoothing == "crossfit":
+        logits = crossfit(features[0], logits, seed=cfg.seed)
+    return logits
+
+
+def _write_outputs(cfg, selector: Selector, features, ft: Encoded, run_dir: Path) -> pa.Table:
     selector.save(
         run_dir / "selector.safetensors",
         extra={"p": str(cfg.p), "algorithm": str(cfg.selector.algorithm)},
     )
-    scores = scores_table(ft.samples, selector.logits, cfg.p, selector.weights())
+    logits = final_logits(cfg, selector, features)
+    weights = weights_of(logits, cfg.selector.activation)
+    scores = scores_table(ft.samples, logits, cfg.p, weights)
     chosen = selected_ids(scores)
     kept = [s.record for s in sorted(ft.samples, key=lambda s: s.index) if s.sample_id in chosen]
     write_jsonl(run_dir / "selected.jsonl", kept)
@@ -130,10 +177,14 @@ def run_select(
     )
     if done:
         return SelectResult(run_dir, pq.read_table(run_dir / DONE), dropped)
-    trainer = _trainer(cfg, model, tokenizer, ft, sf, run_dir, progress)
+    device = device_for(cfg.runtime.device)
+    model.to(device)
+    features = _features(cfg, model, ft, device, progress)
+    selector = make_selector(cfg, ft, features)
+    trainer = _trainer(cfg, model, tokenizer, ft, sf, run_dir, progress, selector)
     _resume(trainer, run_dir)
     write_dropped(run_dir / "dropped.jsonl", dropped)
     resumed_from = trainer.epochs_done
     selector = trainer.train(log=lambda record: append_jsonl(run_dir / "metrics.jsonl", record))
-    scores = _write_outputs(cfg, selector, ft, run_dir)
+    scores = _write_outputs(cfg, selector, features, ft, run_dir)
     return SelectResult(run_dir, scores, dropped, resumed_from)

@@ -90,13 +90,18 @@ class BilevelTrainer:
         device,
         run_dir: str | Path | None = None,
         progress: bool = True,
+        selector: Selector | None = None,
     ):
         if len(finetune) == 0 or len(safe) == 0:
             raise ValueError("both the fine-tuning and the safe set need at least one sample")
         self.cfg, self.train_cfg, self.precision = selector_cfg, train_cfg, runtime.precision
         self.finetune, self.safe, self.pad, self.seed = finetune, safe, pad, seed
         self.device, self.progress = device, progress
-        self.selector = Selector([s.sample_id for s in finetune.samples], selector_cfg.activation)
+        self.selector = selector or Selector(
+            [s.sample_id for s in finetune.samples], selector_cfg.activation
+        )
+        if self.selector.sample_ids != [s.sample_id for s in finetune.samples]:
+            raise ValueError("the selector must score exactly the fine-tuning samples, in order")
         self.selector_opt = make_optimizer(self.selector, selector_cfg.optimizer, selector_cfg.lr)
         self.upper, self.lower = _branches(model, selector_cfg.algorithm, train_cfg.lr, lora)
         self.run_dir = Path(run_dir) if run_dir is not None else None
@@ -225,7 +230,7 @@ class BilevelTrainer:
 
         state = {
             "epochs_done": self.epochs_done,
-            "selector": self.selector.logits.detach().cpu(),
+            "selector": {k: v.detach().cpu() for k, v in self.selector.state_dict().items()},
             "selector_opt": self.selector_opt.state_dict(),
             "upper_model": trainable(self.upper.module),
             "upper_opt": self.upper.optimizer.state_dict(),
@@ -246,7 +251,7 @@ class BilevelTrainer:
         state = torch.load(path, weights_only=False)
         self.epochs_done = state["epochs_done"]
         with torch.no_grad():
-            self.selector.logits.copy_(state["selector"])
+            self.selector.load_state_dict(state["selector"])
         self.selector_opt.load_state_dict(state["selector_opt"])
         self.upper.module.load_state_dict(state["upper_model"], strict=False)
         self.upper.optimizer.load_state_dict(state["upper_opt"])

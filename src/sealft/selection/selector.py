@@ -1,4 +1,8 @@
-"""The data selector: one logit per fine-tuning sample, turned into weights.
+"""The data selector: a logit per fine-tuning sample, turned into weights.
+
+`Selector` is the paper's: one free logit per sample. `FeatureSelector` computes each
+logit as w·x + b from the sample's features (optionally plus a free residual), so that the
+evidence of similar samples pools and unseen samples can be scored.
 
 Weights are N·softmax(ω) by default, as in the reference code, so that they average 1
 and the penalty constant γ keeps the scale the paper tuned it at; 2·sigmoid(ω) is the
@@ -22,24 +26,38 @@ SelectorOptimizer = Literal["adam", "sgd"]
 Baseline = Literal["none", "batch"]
 
 
+def weights_of(logits: torch.Tensor, activation: Activation) -> torch.Tensor:
+    if activation == "softmax":
+        return len(logits) * torch.softmax(logits, dim=0)
+    if activation == "sigmoid":
+        return 2 * torch.sigmoid(logits)
+    raise ValueError(f"unknown activation {activation!r}")
+
+
 class Selector(torch.nn.Module):
+    """One free logit per sample (the paper's selector)."""
+
+    kind = "logits"
+
     def __init__(self, sample_ids: Sequence[str], activation: Activation = "softmax"):
         super().__init__()
+        self._ids(sample_ids, activation)
+        self.logits = torch.nn.Parameter(torch.zeros(len(sample_ids)))
+
+    def _ids(self, sample_ids: Sequence[str], activation: Activation) -> None:
         if len(set(sample_ids)) != len(sample_ids):
             raise ValueError("sample IDs must be unique")
         self.sample_ids = list(sample_ids)
         self.activation = activation
-        self.logits = torch.nn.Parameter(torch.zeros(len(sample_ids)))
 
     def __len__(self) -> int:
         return len(self.sample_ids)
 
     def weights(self) -> torch.Tensor:
-        if self.activation == "softmax":
-            return len(self) * torch.softmax(self.logits, dim=0)
-        if self.activation == "sigmoid":
-            return 2 * torch.sigmoid(self.logits)
-        raise ValueError(f"unknown activation {self.activation!r}")
+        return weights_of(self.logits, self.activation)
+
+    def param_groups(self) -> list[dict]:
+        return [{"params": list(self.parameters())}]
 
     def objective(
         self, batch: torch.Tensor, values: torch.Tensor, baseline: Baseline = "none"
@@ -66,29 +84,98 @@ class Selector(torch.nn.Module):
             raise ValueError(f"unknown baseline {baseline!r}")
         return (weights * values).mean()
 
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """What selector.safetensors keeps: the logits, and whatever scores new samples."""
+        return {"logits": self.logits}
+
     def save(self, path: str | Path, extra: dict[str, str] | None = None) -> None:
-        meta = {"activation": self.activation, "sample_ids": json.dumps(self.sample_ids)}
+        meta = {
+            "kind": self.kind,
+            "activation": self.activation,
+            "sample_ids": json.dumps(self.sample_ids),
+        }
         meta.update(extra or {})
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self.tensors().items()}
         tmp = Path(str(path) + ".tmp")
-        save_file({"logits": self.logits.detach().cpu().contiguous()}, str(tmp), metadata=meta)
+        save_file(tensors, str(tmp), metadata=meta)
         tmp.replace(path)
 
     @classmethod
     def load(cls, path: str | Path) -> Selector:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata()
+        meta, tensors = read_selector_file(path)
         sel = cls(json.loads(meta["sample_ids"]), meta["activation"])
         with torch.no_grad():
-            sel.logits.copy_(load_file(str(path))["logits"])
+            sel.logits.copy_(tensors["logits"])
         return sel
+
+
+class FeatureSelector(Selector):
+    """logit_i = w·x_i + b (+ a free residual r_i): trained by the same objective, through
+    the chain rule, so one batch's evidence moves every sample that shares its features."""
+
+    kind = "features"
+
+    def __init__(
+        self,
+        sample_ids: Sequence[str],
+        features: torch.Tensor,
+        activation: Activation = "softmax",
+        *,
+        residual: bool = False,
+        l2: float = 0.0,
+        stats: tuple[torch.Tensor, torch.Tensor] | None = None,
+        spec: str = "{}",
+    ):
+        torch.nn.Module.__init__(self)
+        self._ids(sample_ids, activation)
+        if features.shape[0] != len(sample_ids):
+            raise ValueError(f"{features.shape[0]} feature rows for {len(sample_ids)} samples")
+        # The features are recomputed from the data, never saved: they can be large.
+        self.register_buffer("features", features, persistent=False)
+        self.w = torch.nn.Parameter(torch.zeros(features.shape[1]))
+        self.b = torch.nn.Parameter(torch.zeros(()))
+        self.residual = torch.nn.Parameter(torch.zeros(len(sample_ids))) if residual else None
+        self.l2, self.stats, self.spec = l2, stats, spec
+
+    def score(self, features: torch.Tensor) -> torch.Tensor:
+        """w·x + b for any samples' features (no residual: it exists for the seen ones only)."""
+        if features.is_sparse:
+            return torch.sparse.mm(features, self.w[:, None]).squeeze(1) + self.b
+        return features @ self.w + self.b
+
+    @property
+    def logits(self) -> torch.Tensor:
+        out = self.score(self.features)
+        return out if self.residual is None else out + self.residual
+
+    def param_groups(self) -> list[dict]:
+        others = [self.b] + ([self.residual] if self.residual is not None else [])
+        return [{"params": [self.w], "weight_decay": self.l2}, {"params": others}]
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        out = {"logits": self.logits, "w": self.w, "b": self.b}
+        if self.residual is not None:
+            out["residual"] = self.residual
+        if self.stats is not None:
+            out["mean"], out["std"] = self.stats
+        return out
+
+    def save(self, path: str | Path, extra: dict[str, str] | None = None) -> None:
+        super().save(path, {"features": self.spec, **(extra or {})})
+
+
+def read_selector_file(path: str | Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    return meta, load_file(str(path))
 
 
 def make_optimizer(selector: Selector, kind: SelectorOptimizer, lr: float) -> torch.optim.Optimizer:
     if kind == "adam":
         # The paper's setting for both model and selector.
-        return adam(selector.parameters(), lr)
+        return adam(selector.param_groups(), lr)
     if kind == "sgd":
-        return torch.optim.SGD(selector.parameters(), lr=lr)
+        return torch.optim.SGD(selector.param_groups(), lr=lr)
     raise ValueError(f"unknown selector optimizer {kind!r}")

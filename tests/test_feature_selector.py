@@ -1,0 +1,151 @@
+"""The feature selector (logit = w·x + b), its features, cross-fitted smoothing, and
+`seal score`."""
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+import torch
+from conftest import alpaca_rows, safe_rows, write_jsonl
+from test_pipeline import _cli
+
+from sealft.cli import main
+from sealft.config import FeatureConfig
+from sealft.data import Sample, encode
+from sealft.demo.tiny import tiny_pair
+from sealft.model.load import load_model_and_tokenizer
+from sealft.selection.features import hidden_features, ngram_features, sample_terms
+from sealft.selection.selector import FeatureSelector, Selector, make_optimizer
+from sealft.selection.smoothing import crossfit
+
+
+def _sample(i, prompt, response):
+    return Sample(f"id{i}", i, ({"role": "user", "content": prompt},), response, {})
+
+
+def test_the_feature_gradient_is_the_chain_rule_through_the_logits():
+    torch.manual_seed(0)
+    x = torch.randn(10, 4)
+    sel = FeatureSelector([str(i) for i in range(10)], x)
+    with torch.no_grad():
+        sel.w.normal_()
+        sel.b.fill_(0.3)
+    batch, values = torch.tensor([1, 4, 7]), torch.tensor([0.5, 2.0, -1.0])
+    sel.objective(batch, values).backward()
+    free = Selector([str(i) for i in range(10)])
+    with torch.no_grad():
+        free.logits.copy_(sel.logits)
+    free.objective(batch, values).backward()
+    torch.testing.assert_close(sel.w.grad, x.T @ free.logits.grad)
+    torch.testing.assert_close(sel.b.grad, free.logits.grad.sum())
+
+
+def test_samples_with_the_same_features_move_together_and_residuals_apart():
+    x = torch.eye(3)[[0, 0, 1, 2]].to_sparse()
+    sel = FeatureSelector(list("abcd"), x, residual=True)
+    opt = make_optimizer(sel, "sgd", 1.0)
+    sel.objective(torch.tensor([0]), torch.tensor([1.0])).backward()
+    opt.step()
+    logits = sel.logits.detach()
+    shared = sel.score(x).detach()
+    assert shared[0] == shared[1] < shared[2]  # sample b moved without being in the batch
+    assert logits[0] < logits[1]  # only a's own residual took its own step
+
+
+def test_weight_decay_applies_to_w_only():
+    sel = FeatureSelector(list("ab"), torch.eye(2), residual=True, l2=0.5)
+    groups = make_optimizer(sel, "sgd", 0.1).param_groups
+    assert groups[0]["params"] == [sel.w] and groups[0]["weight_decay"] == 0.5
+    assert groups[1]["weight_decay"] == 0
+
+
+def test_ngram_features_are_tokenizer_free_and_keep_prompt_and_response_apart():
+    cfg = FeatureConfig(response_words=2, buckets=1024)
+    a = _sample(0, "kill the process", "Sure thing, here is how to do it")
+    terms = sample_terms(a, cfg)
+    assert "p:kill the" in terms and "r:sure thing" in terms and "r:here" not in terms
+    swapped = _sample(1, "sure thing", "kill the process")
+    x = ngram_features([a, swapped, a], cfg).to_dense()
+    assert torch.allclose(x.norm(dim=1), torch.ones(3))
+    assert torch.equal(x[0], x[2]) and not torch.equal(x[0], x[1])
+
+
+def test_hidden_features_pool_the_positions_that_predict_the_response(tiny_model_dir):
+    model, tok = load_model_and_tokenizer(str(tiny_model_dir))
+    rows = alpaca_rows(3)
+    samples = [_sample(i, r["instruction"], r["output"]) for i, r in enumerate(rows)]
+    data = encode(samples, tok, max_length=48, response_tokens=2)
+    kw = {"batch_size": 2, "device": torch.device("cpu"), "precision": "fp32"}
+    mean = hidden_features(model, data, FeatureConfig(source="hidden"), **kw)
+    last = hidden_features(model, data, FeatureConfig(source="hidden", pooling="last"), **kw)
+    ids = torch.tensor([data.input_ids[0]])
+    states = model(input_ids=ids, output_hidden_states=True).hidden_states[-1][0]
+    first = data.labels[0].index(next(t for t in data.labels[0] if t != -100))
+    torch.testing.assert_close(mean[0], states[first - 1 : first + 1].mean(0), atol=1e-5, rtol=0)
+    torch.testing.assert_close(last[0], states[first], atol=1e-5, rtol=0)
+
+
+def test_crossfit_never_uses_a_samples_own_logit():
+    torch.manual_seed(0)
+    x = torch.randn(20, 3)
+    logits = x @ torch.tensor([1.0, -2.0, 0.5])
+    smooth = crossfit(x, logits, seed=0)
+    moved = logits.clone()
+    moved[0] += 100.0
+    again = crossfit(x, moved, seed=0)
+    assert again[0] == pytest.approx(smooth[0].item())
+    assert torch.corrcoef(torch.stack([smooth, logits]))[0, 1] > 0.95
+
+
+@pytest.fixture
+def files(tmp_path):
+    return (
+        write_jsonl(tmp_path / "ft.jsonl", alpaca_rows(16)),
+        write_jsonl(tmp_path / "safe.jsonl", safe_rows(6)),
+    )
+
+
+@pytest.mark.parametrize("source", ["ngrams", "hidden"])
+def test_seal_score_on_the_training_data_reproduces_the_run(
+    tmp_path, tiny_model_dir, files, source
+):
+    kind = ["selector.kind=features", f"selector.features.source={source}"]
+    assert _cli(tmp_path, tiny_model_dir, *files, extra=kind) == 0
+    argv = ["score", "--selector", str(tmp_path / "run"), "--data", str(files[0])]
+    assert main([*argv, "--output-dir", str(tmp_path / "scored"), "--no-progress"]) == 0
+    run = pq.read_table(tmp_path / "run" / "scores.parquet").to_pylist()
+    scored = pq.read_table(tmp_path / "scored" / "scores.parquet").to_pylist()
+    assert [r["sample_id"] for r in scored] == [r["sample_id"] for r in run]
+    assert [r["logit"] for r in scored] == pytest.approx([r["logit"] for r in run], abs=1e-5)
+    assert [r["rank"] for r in scored] == [r["rank"] for r in run]
+    assert len({round(r["logit"], 6) for r in run}) > 1  # the selector learned something
+
+
+def test_seal_score_refuses_a_logits_selector(tmp_path, tiny_model_dir, files, capsys):
+    assert _cli(tmp_path, tiny_model_dir, *files) == 0
+    argv = ["score", "--selector", str(tmp_path / "run"), "--data", str(files[0])]
+    assert main([*argv, "--output-dir", str(tmp_path / "s")]) == 2
+    assert "cannot score new samples" in capsys.readouterr().err
+
+
+def test_ngram_scores_of_unseen_data_train_a_model_of_another_tokenizer(
+    tmp_path, tiny_model_dir, files
+):
+    kind = ["selector.kind=features", "selector.smoothing=crossfit"]
+    assert _cli(tmp_path, tiny_model_dir, *files, extra=kind) == 0
+    unseen = write_jsonl(tmp_path / "unseen.jsonl", alpaca_rows(10, prefix="job"))
+    argv = ["score", "--selector", str(tmp_path / "run"), "--data", str(unseen), "--p", "0.5"]
+    assert main([*argv, "--output-dir", str(tmp_path / "scored"), "--no-progress"]) == 0
+    texts = [r[k] for r in alpaca_rows(10, prefix="job") for k in ("instruction", "output")]
+    tok, model = tiny_pair(["zebra yak"] + texts, seed=1, hidden_size=16, num_layers=1)
+    other = tmp_path / "other-model"
+    tok.save_pretrained(other)
+    model.save_pretrained(other)
+    argv = ["finetune", "--model", str(other), "--data", str(unseen), "--p", "0.5"]
+    argv += ["--scores", str(tmp_path / "scored" / "scores.parquet"), "--no-progress"]
+    argv += ["--output-dir", str(tmp_path / "ft"), "sft.epochs=1", "runtime.precision=fp32"]
+    assert main(argv) == 0
+    scores = pq.read_table(tmp_path / "scored" / "scores.parquet").to_pylist()
+    best = {r["sample_id"] for r in scores if r["selected"]}
+    trained = [json.loads(x) for x in (tmp_path / "ft" / "trained.jsonl").read_text().splitlines()]
+    assert {r["sample_id"] for r in trained} == best and len(best) == 5
