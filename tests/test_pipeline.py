@@ -297,6 +297,7 @@ def test_shipped_configs_validate():
     assert [paper.selector.gamma(e) for e in range(3)] == pytest.approx([0, 0.03, 0.06])
     assert paper.selector.response_tokens is None and paper.selector.warmup_epochs == 0
     assert paper.selector.baseline == "none" and paper.selector.activation == "softmax"
+    assert (paper.selector.kind, paper.selector.smoothing) == ("logits", "none")
     load_config(SelectRecipeConfig, root / "select.yaml")
 
 
