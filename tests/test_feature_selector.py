@@ -11,7 +11,7 @@ from test_pipeline import _cli
 
 from sealft.cli import main
 from sealft.config import FeatureConfig
-from sealft.data import Sample, encode
+from sealft.data import Sample, encode, load_samples
 from sealft.demo.tiny import tiny_pair
 from sealft.model.load import load_model_and_tokenizer
 from sealft.selection.features import hidden_features, ngram_features, sample_terms
@@ -149,3 +149,51 @@ def test_ngram_scores_of_unseen_data_train_a_model_of_another_tokenizer(
     best = {r["sample_id"] for r in scores if r["selected"]}
     trained = [json.loads(x) for x in (tmp_path / "ft" / "trained.jsonl").read_text().splitlines()]
     assert {r["sample_id"] for r in trained} == best and len(best) == 5
+
+
+@pytest.fixture(scope="module")
+def reference_dir(tmp_path_factory):
+    """Another tiny model over the same vocabulary: a stand-in pre-alignment base."""
+    texts = [r[k] for r in alpaca_rows(40) + safe_rows(20) for k in ("instruction", "output")]
+    tok, model = tiny_pair(texts, seed=1, hidden_size=16, num_layers=1, num_heads=2)
+    folder = tmp_path_factory.mktemp("reference")
+    tok.save_pretrained(folder)
+    model.save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("kind", ["logits", "features"])
+def test_the_selector_can_start_from_the_implicit_reward(
+    tmp_path, tiny_model_dir, files, reference_dir, kind
+):
+    from sealft.selection.baselines import implicit_rewards
+
+    start = [f"selector.kind={kind}", "selector.init=implicit-reward", "selector.init_scale=2"]
+    start += [f"reference_model.name_or_path={reference_dir}", "selector.lr=1e-12"]
+    assert _cli(tmp_path, tiny_model_dir, *files, extra=start) == 0
+    scores = pq.read_table(tmp_path / "run" / "scores.parquet").to_pylist()
+    model, tok = load_model_and_tokenizer(str(tiny_model_dir))
+    reference, _ = load_model_and_tokenizer(str(reference_dir))
+    data = encode(load_samples(files[0]).samples, tok, max_length=48, response_tokens=4)
+    kw = {"batch_size": 4, "device": torch.device("cpu"), "precision": "fp32"}
+    reward = implicit_rewards(model, reference, tok, data, **kw)
+    want = dict(
+        zip(
+            [s.sample_id for s in data.samples],
+            (2 * (reward - reward.mean()) / reward.std()).tolist(),
+            strict=True,
+        )
+    )
+    got = {r["sample_id"]: r["logit"] for r in scores}
+    if kind == "logits":
+        assert [got[k] for k in want] == pytest.approx(list(want.values()), abs=1e-4)
+    else:  # the ridge fit of the map: close to the reward, and ordered like it
+        corr = torch.corrcoef(torch.tensor([[got[k] for k in want], list(want.values())]))
+        assert corr[0, 1] > 0.9
+
+
+def test_starting_from_the_implicit_reward_needs_a_reference(
+    tmp_path, tiny_model_dir, files, capsys
+):
+    assert _cli(tmp_path, tiny_model_dir, *files, extra=["selector.init=implicit-reward"]) == 2
+    assert "needs reference_model" in capsys.readouterr().err

@@ -239,6 +239,16 @@ class SelectorConfig(_Strict):
     gamma_start: float = Field(0.0, ge=0, lt=1, description="penalty weight γ in the first epoch")
     gamma_step: float = Field(0.05, ge=0, description="increase of γ per epoch")
     gamma_max: float = Field(0.95, ge=0, lt=1, description="cap on γ")
+    init: Literal["zeros", "implicit-reward"] = Field(
+        "zeros",
+        description="starting logits: zeros (the paper's), or the implicit reward log "
+        "π_model − log π_reference over the selector's response tokens, standardised and "
+        "times init_scale (needs reference_model); a feature selector starts from the ridge "
+        "fit of its map to them",
+    )
+    init_scale: float = Field(
+        1.0, gt=0, description="logit units per standard deviation of the starting reward"
+    )
     warmup_epochs: int = Field(
         1,
         ge=0,
@@ -298,6 +308,10 @@ class SelectRecipeConfig(_Recipe):
     selector: SelectorConfig = Field(default_factory=SelectorConfig)
     selector_train: SelectorTrainConfig = Field(default_factory=SelectorTrainConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    reference_model: ModelConfig | None = Field(
+        None,
+        description="the model's pre-alignment base, for selector.init=implicit-reward",
+    )
     p: float = Field(0.8, gt=0, le=1, description="fraction of samples kept (paper: 0.8)")
     seed: int = Field(0, description="seed of every random choice")
     output_dir: str = Field("runs/select", description="run folder for every output")
@@ -319,6 +333,8 @@ class SelectRecipeConfig(_Recipe):
                     m if m.startswith("model") else f"{m}.path (or {m}.hub)" for m in missing
                 )
             )
+        if self.selector.init == "implicit-reward" and self.reference_model is None:
+            raise ConfigError("selector.init=implicit-reward needs reference_model")
 
 
 class SFTConfig(_Strict):
@@ -704,6 +720,7 @@ class ExperimentRecipeConfig(_Recipe):
             selector=self.selector,
             selector_train=self.selector_train,
             runtime=self.runtime,
+            reference_model=self.reference_model if self.selector.init != "zeros" else None,
             # The fine-tunes apply their own p to the scores; leaving the selector's p at its
             # default keeps a change of p (or of the sweep) from re-training the selector.
             seed=seed,

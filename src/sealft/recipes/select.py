@@ -23,6 +23,7 @@ from ..model.load import device_for, load_configured
 from ..model.lora import add_lora
 from ..runs import fingerprint, prepare_run_dir
 from ..scores import scores_table, selected_ids
+from ..selection.baselines import implicit_rewards
 from ..selection.bilevel import BilevelTrainer, adapter_names
 from ..selection.features import compute_features
 from ..selection.selector import FeatureSelector, Selector, weights_of
@@ -74,6 +75,23 @@ def _features(cfg: SelectRecipeConfig, model, ft: Encoded, device, progress: boo
         precision=cfg.runtime.precision,
         progress=progress,
     )
+
+
+def initial_logits(cfg: SelectRecipeConfig, model, tokenizer, ft: Encoded, device):
+    """The implicit reward of every fine-tuning sample against the reference model,
+    standardised and scaled (selector.init), from the frozen model; None for zeros."""
+    if cfg.selector.init == "zeros":
+        return None
+    reward = implicit_rewards(
+        model,
+        load_configured(cfg.reference_model)[0].to(device),
+        tokenizer,
+        ft,
+        batch_size=cfg.selector_train.batch_size,
+        device=device,
+        precision=cfg.runtime.precision,
+    ).float()
+    return cfg.selector.init_scale * (reward - reward.mean()) / reward.std().clamp(min=1e-6)
 
 
 def make_selector(cfg: SelectRecipeConfig, ft: Encoded, features) -> Selector:
@@ -181,6 +199,11 @@ def run_select(
     model.to(device)
     features = _features(cfg, model, ft, device, progress)
     selector = make_selector(cfg, ft, features)
+    # A resumed run takes its logits from the checkpoint: no need for the starting ones.
+    if not (run_dir / CHECKPOINT).exists():
+        start = initial_logits(cfg, model, tokenizer, ft, device)
+        if start is not None:
+            selector.start_from(start)
     trainer = _trainer(cfg, model, tokenizer, ft, sf, run_dir, progress, selector)
     _resume(trainer, run_dir)
     write_dropped(run_dir / "dropped.jsonl", dropped)

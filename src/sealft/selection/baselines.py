@@ -97,19 +97,10 @@ def frozen_loss_scores(
     return scores_table(data.samples, (-losses.double()).tolist(), p)
 
 
-def implicit_reward_scores(
-    model,
-    reference,
-    tokenizer,
-    data: Encoded,
-    *,
-    p: float,
-    batch_size: int,
-    device,
-    precision: str,
-) -> pa.Table:
-    """Rank by the implicit reward log π_aligned(y|x) − log π_reference(y|x), per response
-    token (DPO's reward, up to its β), lowest last.
+def implicit_rewards(
+    model, reference, tokenizer, data: Encoded, *, batch_size: int, device, precision: str
+) -> torch.Tensor:
+    """log π_model(y|x) − log π_reference(y|x) per response token, for every sample in order.
 
     `reference` is the aligned model's pre-alignment base. How natural a text is for the
     model family cancels between the two, and what alignment changed remains: an answer
@@ -125,5 +116,22 @@ def implicit_reward_scores(
         )
     kw = {"pad": pad_id(tokenizer), "batch_size": batch_size, "device": device}
     aligned = sample_losses(model, data, precision=precision, **kw)
-    base = sample_losses(reference, data, precision=precision, **kw)
-    return scores_table(data.samples, (base - aligned).double().tolist(), p)
+    return sample_losses(reference, data, precision=precision, **kw) - aligned
+
+
+def implicit_reward_scores(
+    model,
+    reference,
+    tokenizer,
+    data: Encoded,
+    *,
+    p: float,
+    batch_size: int,
+    device,
+    precision: str,
+) -> pa.Table:
+    """Rank by the implicit reward (`implicit_rewards`, DPO's reward up to its β), lowest
+    last."""
+    kw = {"batch_size": batch_size, "device": device, "precision": precision}
+    rewards = implicit_rewards(model, reference, tokenizer, data, **kw)
+    return scores_table(data.samples, rewards.double().tolist(), p)

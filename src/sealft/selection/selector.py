@@ -59,6 +59,11 @@ class Selector(torch.nn.Module):
     def param_groups(self) -> list[dict]:
         return [{"params": list(self.parameters())}]
 
+    @torch.no_grad()
+    def start_from(self, logits: torch.Tensor) -> None:
+        """Begin at these logits instead of zeros (a prior, such as the implicit reward)."""
+        self.logits.copy_(logits)
+
     def objective(
         self, batch: torch.Tensor, values: torch.Tensor, baseline: Baseline = "none"
     ) -> torch.Tensor:
@@ -147,6 +152,16 @@ class FeatureSelector(Selector):
     def logits(self) -> torch.Tensor:
         out = self.score(self.features)
         return out if self.residual is None else out + self.residual
+
+    @torch.no_grad()
+    def start_from(self, logits: torch.Tensor) -> None:
+        """Begin at the map whose logits best fit these (ridge), so that unseen samples
+        are scored from the same start; the residual, if any, starts at zero."""
+        from .smoothing import ridge_fit
+
+        w, b = ridge_fit(self.features, logits)
+        self.w.copy_(w)
+        self.b.copy_(b)
 
     def param_groups(self) -> list[dict]:
         others = [self.b] + ([self.residual] if self.residual is not None else [])

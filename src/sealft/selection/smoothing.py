@@ -38,3 +38,12 @@ def crossfit(
     for fit, held in KFold(folds, shuffle=True, random_state=seed).split(y):
         out[held] = Ridge(alpha=alpha).fit(x[fit], y[fit]).predict(x[held])
     return torch.from_numpy(out).to(logits.dtype)
+
+
+def ridge_fit(features: torch.Tensor, logits: torch.Tensor, *, alpha: float = 1.0):
+    """(w, b) of a ridge regression of `logits` on `features`, as float32 tensors."""
+    from sklearn.linear_model import Ridge
+
+    model = Ridge(alpha=alpha).fit(_matrix(features), logits.detach().double().numpy())
+    w = torch.from_numpy(np.asarray(model.coef_, dtype=np.float32))
+    return w, torch.tensor(float(model.intercept_))
