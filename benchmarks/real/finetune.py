@@ -1,0 +1,104 @@
+"""The fine-tune grid of the real-data benchmark, run through `seal run`.
+
+At 10% harmful and p = 0.8, on every harmful kind and seed: full, random, frozen-loss,
+implicit-reward, seal (sealft's defaults), seal+safeinstr, and seal with the paper's
+settings; each fine-tuned model is evaluated on the held-out prompt sets built by
+`data.py` (refusal on harmful prompts, over-refusal on benign ones, held-out loss). A
+p sweep (0.7, 0.8, 0.9) runs on the self-generated kind.
+
+    python benchmarks/real/finetune.py --quick     # self-generated kind, N = 200, seed 0
+    python benchmarks/real/finetune.py             # the whole grid (many hours; resumable)
+
+`seal run` caches every step, so a stopped grid resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from data import CACHE, DATA, KINDS, SEEDS, eval_sets, mix_path, smollm_gguf
+from rank import ALIGNED, RESULTS, SELECTORS
+
+from sealft.config import ExperimentRecipeConfig
+from sealft.io import write_json
+from sealft.recipes.experiment import run_experiment
+
+METHODS = ["full", "random", "frozen-loss", "implicit-reward", "seal", "seal+safeinstr"]
+QUICK_METHODS = ["full", "frozen-loss", "implicit-reward", "seal"]
+PCT = 10
+# The held-out harmful prompts (1,140, shuffled across their sources) cost most of an
+# evaluation: the full grid answers 400 of them (plus 100 physical-unsafe ones), --quick
+# the first prompts of each set only.
+LIMIT = {"harmful_heldout": 400}
+QUICK_LIMIT = {"harmful": 100, "benign": 40}
+
+
+def prompt_sets(quick: bool) -> list[dict]:
+    sets = []
+    for name, (path, kind) in eval_sets().items():
+        limit = QUICK_LIMIT[kind] if quick else LIMIT.get(name)
+        sets.append({"path": str(path), "kind": kind, "name": name, "limit": limit})
+    return sets
+
+
+def experiment(kind: str, seed: int, quick: bool, name: str, methods, p) -> ExperimentRecipeConfig:
+    size = "quick" if quick else "full"
+    tree = {
+        "model": {"name_or_path": str(ALIGNED)},
+        "reference_model": {"name_or_path": smollm_gguf()},
+        "data": {"path": str(mix_path(kind, PCT, seed, quick))},
+        "safe": {"path": str(DATA / "safe.jsonl")},
+        "tokenize": {"max_length": 256},
+        "sft": {"lr": 3e-4, "epochs": 2, "batch_size": 8},
+        "methods": methods,
+        "p": p,
+        "seeds": [seed],
+        "safeinstr": {"data": {"path": str(DATA / "align_refusals.jsonl")}, "count": 50},
+        "eval": {
+            "prompt_sets": prompt_sets(quick),
+            "benign": {"path": str(DATA / "heldout_benign.jsonl"), "limit": 100},
+            "generation": {"max_new_tokens": 64, "batch_size": 32},
+        },
+        "labels": {"field": "harmful", "harmful": [1]},
+        "output_dir": str(CACHE / "finetune" / size / f"{kind}-{PCT:02d}-s{seed}" / name),
+        **SELECTORS.get(name, {}),
+    }
+    return ExperimentRecipeConfig.model_validate(tree)
+
+
+def runs(quick: bool) -> list[tuple[str, int, str, list[str], list[float]]]:
+    """(kind, seed, name, methods, p) of every experiment in the grid."""
+    if quick:
+        return [("self", 0, "seal-default", QUICK_METHODS, [0.8])]
+    out = []
+    for kind in KINDS:
+        for seed in SEEDS:
+            p = [0.7, 0.8, 0.9] if kind == "self" else [0.8]
+            out.append((kind, seed, "seal-default", METHODS, p))
+            out.append((kind, seed, "seal-paper", ["seal"], [0.8]))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="one small experiment (about 30 min)")
+    args = ap.parse_args()
+    size = "quick" if args.quick else "full"
+    saved = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    grid = saved.setdefault("finetune", {}).setdefault(size, {})
+    for kind, seed, name, methods, p in runs(args.quick):
+        start = time.time()
+        results = run_experiment(experiment(kind, seed, args.quick, name, methods, p))
+        grid[f"{kind}/{PCT}/{seed}/{name}"] = {
+            "summary": results["summary"],
+            "seconds": round(time.time() - start),
+        }
+        RESULTS.parent.mkdir(exist_ok=True)
+        write_json(RESULTS, saved)
+        print(f"{kind} {PCT}% seed {seed} {name}: {time.time() - start:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,202 @@
+"""The ranking grid of the real-data benchmark: how well does each ranker put the harmful
+rows last, before any fine-tuning?
+
+For every mix (harmful kind × harmful fraction × seed, built by `data.py`) and every
+ranker, the AUROC of ranking the harmful rows last and the number of harmful rows kept at
+p = 0.7, 0.8 and 0.9. The label column of a mix (`harmful`) is read here only; no ranker
+sees it.
+
+    python benchmarks/real/rank.py --quick            # N = 200, seed 0, the cheap rankers + default
+    python benchmarks/real/rank.py                    # the whole grid (hours; resumable)
+    python benchmarks/real/rank.py --only seal-default --kinds self --pcts 10
+
+Every (ranker, mix) result is cached under benchmarks/.cache/real/rank/; a re-run skips it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from data import CACHE, DATA, KINDS, PCTS, SEEDS, mix_path, smollm_gguf
+from sklearn.metrics import roc_auc_score
+
+from sealft.config import DSIRConfig, SelectRecipeConfig
+from sealft.data import encode_configured, load_sources
+from sealft.io import write_json
+from sealft.model.load import device_for, load_configured, load_model_and_tokenizer
+from sealft.recipes.select import run_select
+from sealft.scores import n_keep
+from sealft.selection.baselines import (
+    dsir_scores,
+    frozen_loss_scores,
+    implicit_reward_scores,
+    random_scores,
+)
+
+HERE = Path(__file__).resolve().parent
+ALIGNED = CACHE / "aligned"
+RESULTS = HERE.parent / "results" / "real.json"
+PS = (0.7, 0.8, 0.9)
+MAX_LENGTH = 256
+# The selector settings compared. "default" is sealft's defaults, whatever they are when
+# the grid runs; the others pin their settings so that a change of defaults cannot
+# redefine them.
+SELECTORS = {
+    "seal-default": {},
+    "seal-paper": {
+        "selector": {
+            "kind": "logits",
+            "smoothing": "none",
+            "algorithm": 2,
+            "optimizer": "adam",
+            "lr": 5e-3,
+            "response_tokens": None,
+            "warmup_epochs": 0,
+            "baseline": "none",
+            "epochs": 3,
+            "gamma_start": 0.0,
+            "gamma_step": 0.03,
+        }
+    },
+    "seal-features": {"selector": {"kind": "features"}},
+    "seal-features-hidden": {"selector": {"kind": "features", "features": {"source": "hidden"}}},
+    "seal-crossfit": {"selector": {"smoothing": "crossfit"}},
+    "seal-4-epochs": {"selector": {"epochs": 4}},
+}
+CHEAP = ("random", "dsir", "frozen-loss", "implicit-reward")
+# Every mix gets the cheap rankers and the default selector; the other selector settings
+# run at 10% harmful only, where the issue compares them.
+AT_10 = ("seal-paper", "seal-features", "seal-features-hidden", "seal-crossfit", "seal-4-epochs")
+
+
+def select_config(mix: Path, name: str, seed: int) -> SelectRecipeConfig:
+    tree = {
+        "model": {"name_or_path": str(ALIGNED)},
+        "data": {"path": str(mix)},
+        "safe": {"path": str(DATA / "safe.jsonl")},
+        "tokenize": {"max_length": MAX_LENGTH},
+        "seed": seed,
+        "output_dir": str(CACHE / "rank" / name / mix.parent.name / mix.stem),
+    }
+    for section, values in SELECTORS[name].items():
+        tree[section] = values
+    return SelectRecipeConfig.model_validate(tree)
+
+
+def quality(table, labels: dict[str, int]) -> dict:
+    """AUROC of ranking the harmful rows last, and harmful rows kept at each p."""
+    rows = table.to_pylist()
+    y = [labels[r["sample_id"]] for r in rows]
+    out = {"auroc": round(float(roc_auc_score(y, [-r["logit"] for r in rows])), 4)}
+    for p in PS:
+        keep = n_keep(len(rows), p)
+        out[f"kept@{p}"] = sum(lab for lab, r in zip(y, rows, strict=True) if r["rank"] <= keep)
+    out["harmful"], out["rows"] = sum(y), len(rows)
+    return out
+
+
+def rank(name: str, mix: Path, seed: int, models) -> dict:
+    cfg = select_config(mix, "seal-default", seed)
+    loaded = load_sources(cfg.data)
+    labels = {s.sample_id: int(s.record["harmful"]) for s in loaded.samples}
+    start = time.time()
+    if name in SELECTORS:
+        table = run_select(
+            select_config(mix, name, seed), replace_stale=True, progress=False
+        ).scores
+        return quality(table, labels) | {"seconds": round(time.time() - start)}
+    aligned, tok = models.aligned()
+    k = cfg.selector.response_tokens if name == "frozen-loss" else None
+    enc = encode_configured(loaded.samples, tok, cfg.tokenize, k)
+    kw = {"p": 0.8, "batch_size": 16, "device": models.device, "precision": "auto"}
+    if name == "random":
+        table = random_scores(enc.samples, seed, 0.8)
+    elif name == "dsir":
+        safe = load_sources(cfg.safe).samples
+        table = dsir_scores(enc.samples, safe, seed=seed, p=0.8, settings=DSIRConfig())
+    elif name == "frozen-loss":
+        table = frozen_loss_scores(aligned, tok, enc, **kw)
+    elif name == "implicit-reward":
+        table = implicit_reward_scores(aligned, models.reference(), tok, enc, **kw)
+    else:
+        raise SystemExit(f"unknown ranker {name!r}")
+    return quality(table, labels) | {"seconds": round(time.time() - start)}
+
+
+class Models:
+    """The aligned model and its reference (the as-shipped SmolLM2), loaded once."""
+
+    def __init__(self):
+        self.device = device_for("auto")
+        self._aligned = self._reference = None
+
+    def aligned(self):
+        if self._aligned is None:
+            from sealft.config import ModelConfig
+
+            self._aligned = load_configured(ModelConfig(name_or_path=str(ALIGNED)))
+            self._aligned[0].to(self.device)
+        return self._aligned
+
+    def reference(self):
+        if self._reference is None:
+            self._reference = load_model_and_tokenizer(smollm_gguf())[0].to(self.device)
+        return self._reference
+
+
+def summarise(results: dict) -> dict:
+    """Mean ± std over seeds, per (ranker, kind, pct)."""
+    groups: dict[tuple, list[dict]] = {}
+    for key, value in results.items():
+        ranker, kind, pct, _seed = key.split("/")
+        groups.setdefault((ranker, kind, pct), []).append(value)
+    out = {}
+    for (ranker, kind, pct), values in sorted(groups.items()):
+        cell = {}
+        for metric in ("auroc", *(f"kept@{p}" for p in PS)):
+            xs = [v[metric] for v in values]
+            sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
+            cell[metric] = {"mean": statistics.fmean(xs), "std": sd, "n": len(xs)}
+        out[f"{ranker}/{kind}/{pct}"] = cell
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="the small mixes, seed 0")
+    ap.add_argument("--only", nargs="*", help="rankers to run (default: all)")
+    ap.add_argument("--kinds", nargs="*", default=list(KINDS))
+    ap.add_argument("--pcts", nargs="*", type=int, default=list(PCTS))
+    ap.add_argument("--seeds", nargs="*", type=int)
+    args = ap.parse_args()
+    seeds = args.seeds if args.seeds is not None else ([0] if args.quick else list(SEEDS))
+    chosen = args.only
+    torch.manual_seed(0)
+    models, size = Models(), "quick" if args.quick else "full"
+    saved = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    grid = saved.setdefault("ranking", {}).setdefault(size, {})
+    for kind in args.kinds:
+        for pct in args.pcts:
+            for seed in seeds:
+                mix = mix_path(kind, pct, seed, args.quick)
+                every = [*CHEAP, "seal-default", *(AT_10 if pct == 10 else ())]
+                for ranker in chosen or every:
+                    key = f"{ranker}/{kind}/{pct}/{seed}"
+                    if key in grid:
+                        continue
+                    grid[key] = rank(ranker, mix, seed, models)
+                    print(key, json.dumps(grid[key]), flush=True)
+                    saved["ranking_summary"] = {
+                        s: summarise(g) for s, g in saved["ranking"].items()
+                    }
+                    RESULTS.parent.mkdir(exist_ok=True)
+                    write_json(RESULTS, saved)
+
+
+if __name__ == "__main__":
+    main()
