@@ -83,11 +83,13 @@ class Recipe:
     lora_r: int = 16
     lora_alpha: int = 32
     lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    advice_repeat: int = 0  # copies of each everyday safety-advice row (60 rows)
     seed: int = 0
     # A preference (DPO) stage instead of SFT: start from attempt `base` (its merged
     # model is also DPO's reference), pairs built from alignment prompts it never saw.
     base: str | None = None
-    dpo_prompts: int = 0  # harmful prompts and benign prompts drawn for pairs (each)
+    dpo_harmful: int = 0  # harmful prompts drawn for pairs
+    dpo_benign: int = 0  # benign prompts drawn for pairs (the 60 risky rows included)
     dpo_beta: float = 0.1
     dpo_response_tokens: int = 48  # both answers of a pair are compared on their opening
     note: str = field(default="", compare=False)
@@ -120,6 +122,31 @@ RECIPES: dict[str, Recipe] = {
         note="a1's rows, two epochs: answers cut at 128 tokens (a stance is set by its first "
         "tokens) to pay for the second epoch; does longer training separate the two kinds?",
     ),
+    "a4": Recipe(
+        refusals=600,
+        benign=1000,
+        risky_repeat=3,
+        advice_repeat=3,
+        epochs=1,
+        lr=3e-4,
+        max_length=128,
+        note="a1 plus contrast: benign answers on the topics refusals are about (60 risky-"
+        "sounding, 60 everyday safety advice, 3 copies each, 18% of rows)",
+    ),
+    "d1": Recipe(
+        refusals=0,
+        benign=0,
+        risky_repeat=0,
+        epochs=2,
+        lr=5e-5,
+        max_length=160,
+        base="a1",
+        dpo_harmful=250,
+        dpo_benign=540,
+        dpo_beta=0.1,
+        note="DPO on a1: refusal over the as-shipped answer on unseen SafeInstr prompts, the "
+        "reference answer over a1's own refusal on unseen benign and risky prompts",
+    ),
 }
 DEFAULT = "a1"
 
@@ -144,11 +171,14 @@ def training_samples(recipe: Recipe) -> tuple[list[Sample], dict[str, int]]:
         )
     picked = rng.sample(refusals, recipe.refusals) + rng.sample(benign, recipe.benign)
     picked += risky * recipe.risky_repeat
+    advice = _samples(DATA / "safety_advice.jsonl") if recipe.advice_repeat else []
+    picked += advice * recipe.advice_repeat
     rng.shuffle(picked)
     counts = {
         "refusals": recipe.refusals,
         "benign": recipe.benign,
         "risky": len(risky) * recipe.risky_repeat,
+        "advice": len(advice) * recipe.advice_repeat,
         "total": len(picked),
     }
     return picked, counts
@@ -165,8 +195,10 @@ def preference_prompts(recipe: Recipe) -> tuple[list[Sample], list[Sample]]:
     harmful = [s for s in _samples(DATA / "align_refusals.jsonl") if s.sample_id not in used]
     benign = [s for s in _samples(DATA / "align_benign.jsonl") if s.sample_id not in used]
     risky = _samples(DATA / "risky_train.jsonl")
-    n = recipe.dpo_prompts
-    return rng.sample(harmful, n), rng.sample(benign, n - len(risky)) + risky
+    return (
+        rng.sample(harmful, recipe.dpo_harmful),
+        rng.sample(benign, recipe.dpo_benign - len(risky)) + risky,
+    )
 
 
 # --------------------------------------------------------------------------- measuring
@@ -527,9 +559,10 @@ def markdown_table(log: dict[str, Any]) -> str:
                 )
             else:
                 rows = e["rows"]
+                advice = f", {rows['advice']} advice" if rows.get("advice") else ""
                 data = (
                     f"SFT: {rows['refusals']} refusals, {rows['benign']} benign, "
-                    f"{rows['risky']} risky; max length {rec['max_length']}"
+                    f"{rows['risky']} risky{advice}; max length {rec['max_length']}"
                 )
             epochs, lr = f"{rec['epochs']:g}", f"{rec['lr']:g}"
             minutes = f"{e['train_seconds'] / 60:.0f}"

@@ -23,6 +23,8 @@ and dropping punctuation and whitespace, see `key`):
   answers (the rest).
 - the risky-sounding benign prompts of risky_benign.py, split 50/50 (seed 0) into
   alignment training rows (with their hand-written answers) and `risky_benign_eval`.
+- risky_benign.py's everyday safety/health advice (60 hand-written prompts and answers):
+  alignment training only (`safety_advice.jsonl`).
 
 Rows whose prompt is longer than 120 words are left out of the training pools, so that
 every row keeps response tokens at max_length 256.
@@ -47,7 +49,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from risky_benign import RISKY_BENIGN  # noqa: E402
+from risky_benign import RISKY_BENIGN, SAFETY_ADVICE  # noqa: E402
 
 from sealft.data import load_samples, parse_hh  # noqa: E402
 from sealft.eval.detector import PhraseDetector  # noqa: E402
@@ -456,6 +458,11 @@ def build(quick: bool) -> dict[str, Any]:
     )
     benign = claims.claim("benign", benign)
     risky_train = claims.claim("risky_train", risky_train)
+    advice = [
+        {"instruction": p, "input": "", "output": a, "source": "safety_advice"}
+        for p, a in SAFETY_ADVICE
+    ]
+    advice = claims.claim("safety_advice", advice)
 
     cut = [SAFE_HALF, SAFE_HALF + HELDOUT_BENIGN, SAFE_HALF + HELDOUT_BENIGN + FT_BENIGN]
     safe = shuffled(refusals[:SAFE_HALF] + benign[: cut[0]], f"safe/{SPLIT_SEED}")
@@ -465,6 +472,7 @@ def build(quick: bool) -> dict[str, Any]:
     pools["align_refusals"] = refusals[SAFE_HALF:]
     pools["align_benign"] = benign[cut[2] :]
     pools["risky_train"] = risky_train
+    pools["safety_advice"] = advice
 
     files: dict[str, dict[str, Any]] = {}
 
@@ -478,6 +486,7 @@ def build(quick: bool) -> dict[str, Any]:
     for name in ("safe", "heldout_benign", "finetune_benign", "align_refusals", "align_benign"):
         write(DATA / f"{name}.jsonl", pools[name])
     write(DATA / "risky_train.jsonl", pools["risky_train"])
+    write(DATA / "safety_advice.jsonl", pools["safety_advice"])
     write(EVAL / "harmful_heldout.jsonl", harmful_eval)
     write(EVAL / "risky_benign_eval.jsonl", [{"prompt": alpaca_prompt(r)} for r in risky_eval])
     write(EVAL / "physical_unsafe.jsonl", [{"prompt": p} for p in physical_unsafe])

@@ -735,3 +735,346 @@ RISKY_BENIGN: tuple[tuple[str, str], ...] = (
         "`pytest tests/`, which finds and executes them all.",
     ),
 )
+
+# Benign requests for everyday safety, health and household advice, with hand-written
+# answers: alignment training only (no evaluation set uses them). A model trained on
+# refusals learns to refuse whatever *sounds* like danger; these are the helpful answers
+# a real assistant gives on the same topics. None is taken from an evaluation set.
+SAFETY_ADVICE: tuple[tuple[str, str], ...] = (
+    (
+        "What should I do if a bee stings me?",
+        "Scrape the stinger out sideways with a fingernail or card, wash the spot, and put "
+        "a cold pack on it. An antihistamine eases itching; call emergency services if you "
+        "have trouble breathing or swelling of the face or throat.",
+    ),
+    (
+        "Explain why you should never mix bleach and ammonia when cleaning.",
+        "Together they release chloramine gas, which irritates the eyes, throat and lungs "
+        "and can be dangerous in a closed room. Use one product at a time, rinse in "
+        "between, and keep the room ventilated.",
+    ),
+    (
+        "Write a reason why you should wear a helmet when cycling.",
+        "A helmet absorbs the impact of a fall and greatly reduces the risk of a serious "
+        "head injury; most cycling deaths involve head injuries.",
+    ),
+    (
+        "How do I treat a small kitchen burn?",
+        "Cool it under cool running water for 20 minutes, remove rings near it, and cover "
+        "it loosely with cling film or a clean non-fluffy dressing. Do not use ice or "
+        "butter; see a doctor if it is larger than your palm or blisters badly.",
+    ),
+    (
+        "Describe why you should keep medicines out of children's reach.",
+        "Children are curious and many pills look like sweets; a dose that is safe for an "
+        "adult can poison a small child. Store medicines high up, locked, in their "
+        "child-resistant containers.",
+    ),
+    (
+        "What is the safest way to put out a grease fire in a pan?",
+        "Turn off the heat and slide a metal lid or baking sheet over the pan to smother "
+        "it, and leave it covered until cool. Never pour water on it; a class K or "
+        "dry-chemical extinguisher also works.",
+    ),
+    (
+        "Explain why you should test smoke alarms every month.",
+        "Batteries run down and sensors fail without warning; a monthly test is the only "
+        "way to know the alarm will wake you in a fire, when every second counts.",
+    ),
+    (
+        "If I feel dizzy after standing up quickly, what should I do?",
+        "Sit or lie down until it passes, then get up slowly and drink some water. If it "
+        "happens often, or you faint, see a doctor, as it can come from low blood pressure "
+        "or medication.",
+    ),
+    (
+        "Why is it dangerous to swim right after a big storm at the beach?",
+        "Storms bring strong rip currents, debris and sewage runoff into the water, and "
+        "the waves are bigger and less predictable. Wait for the lifeguards' flags to say "
+        "it is safe.",
+    ),
+    (
+        "How can I tell if a mushroom I found is safe to eat?",
+        "You cannot tell reliably by looks, smell or taste, and some deadly species look "
+        "like edible ones. Only eat wild mushrooms identified in person by an expert; "
+        "otherwise buy them from a shop.",
+    ),
+    (
+        "Write a reason why you should let someone know your route before hiking alone.",
+        "If you are injured or lost, rescuers will know where to look and when to start; "
+        "without that, a simple sprained ankle can become a dangerous night outdoors.",
+    ),
+    (
+        "What should I do if someone is choking?",
+        "If they cannot cough or speak, give up to five firm back blows between the "
+        "shoulder blades, then up to five abdominal thrusts, and repeat. Call emergency "
+        "services if it does not clear.",
+    ),
+    (
+        "Explain why you should not leave a candle burning when you leave the room.",
+        "A candle can tip over, or ignite curtains or paper nearby, and a fire spreads in "
+        "minutes when nobody is there to notice. Blow it out or use an LED candle.",
+    ),
+    (
+        "How do I safely lift a heavy box?",
+        "Stand close to it with feet apart, bend at the knees not the waist, keep your "
+        "back straight, grip it firmly and lift with your legs, holding the load close. "
+        "Turn with your feet rather than twisting.",
+    ),
+    (
+        "Describe why you should unplug a toaster before getting stuck bread out.",
+        "The heating elements are live while it is plugged in, so a metal knife can give "
+        "you an electric shock. Unplug it, let it cool, and use wooden tongs.",
+    ),
+    (
+        "What should I do if my carbon monoxide alarm goes off?",
+        "Get everyone, pets included, outside into fresh air at once, and call the fire "
+        "service or gas emergency line. Do not go back in until they say it is safe; see "
+        "a doctor if anyone has a headache or nausea.",
+    ),
+    (
+        "Why shouldn't I eat raw cookie dough?",
+        "Raw flour can carry E. coli and raw eggs can carry salmonella, both of which "
+        "cause food poisoning. Heat-treated flour and egg-free dough made for eating raw "
+        "are safe.",
+    ),
+    (
+        "How should I store a kitchen knife safely?",
+        "Use a knife block, a magnetic strip or blade guards, never loose in a drawer, and "
+        "keep knives sharp: a dull blade slips more easily.",
+    ),
+    (
+        "If my phone battery is swelling, what should I do?",
+        "Stop using and charging it, power it off, and do not press or puncture it. Take "
+        "it to a repair shop or battery recycling point; a swollen lithium battery can "
+        "catch fire.",
+    ),
+    (
+        "Explain why you should wear sunscreen even on cloudy days.",
+        "Up to 80% of UV rays pass through clouds, so skin still burns and ages, and the "
+        "risk of skin cancer rises. Use SPF 30 or more and reapply every two hours "
+        "outdoors.",
+    ),
+    (
+        "What is the right way to thaw a frozen chicken?",
+        "Thaw it in the fridge (about a day per 2 kg), or in cold water changed every 30 "
+        "minutes, or in the microwave if you cook it straight away. Never thaw it on the "
+        "counter, where bacteria grow.",
+    ),
+    (
+        "Write a reason why you should keep a first-aid kit in your car.",
+        "Accidents and small injuries happen far from help; plasters, gauze, gloves and a "
+        "foil blanket let you act in the minutes before emergency services arrive.",
+    ),
+    (
+        "How do I get rid of mould in my bathroom safely?",
+        "Ventilate the room, wear gloves and a mask, and scrub with a mould remover or a "
+        "solution of white vinegar. Dry the area and run the fan after showers so it does "
+        "not come back.",
+    ),
+    (
+        "Why should you call a doctor for a fever in a newborn?",
+        "A baby under three months cannot fight infection well, and a fever of 38 C or "
+        "more can be the only sign of a serious infection. Doctors want to see them the "
+        "same day.",
+    ),
+    (
+        "What should I do if I smell gas at home?",
+        "Do not switch lights or appliances on or off and do not use a flame. Open doors "
+        "and windows, turn off the gas at the meter if you can, leave the house and call "
+        "the gas emergency number from outside.",
+    ),
+    (
+        "Explain why children should sit in the back seat of a car.",
+        "The back seat is furthest from the most common frontal crashes, and front airbags "
+        "inflate with enough force to injure a small child. Children under about 12 are "
+        "safest in the back in a proper seat.",
+    ),
+    (
+        "How do I safely use a ladder to clean my gutters?",
+        "Set the ladder on firm level ground at a 1-in-4 angle, extend it a metre above "
+        "the gutter, keep three points of contact, and do not lean out; move the ladder "
+        "instead. Have someone hold it if possible.",
+    ),
+    (
+        "If a dog I don't know runs toward me, what should I do?",
+        "Stand still, keep your arms by your sides, avoid eye contact and stay calm. Do "
+        "not run. If it jumps, turn sideways; if it knocks you down, curl up and protect "
+        "your face and neck.",
+    ),
+    (
+        "Describe why you should wash your hands before cooking.",
+        "Hands carry bacteria and viruses that spread to food and cause food poisoning. "
+        "Washing with soap for 20 seconds removes most of them.",
+    ),
+    (
+        "What's the safest way to dispose of old batteries?",
+        "Take them to a battery recycling point, often in supermarkets. Tape the ends of "
+        "lithium batteries so they cannot short-circuit, and never put them in household "
+        "bins, where they can start fires.",
+    ),
+    (
+        "Why is it unsafe to text while driving?",
+        "Reading or typing takes your eyes off the road for several seconds; at 50 km/h "
+        "that is the length of a football field driven blind. Pull over or use a hands-free "
+        "reply.",
+    ),
+    (
+        "How do I treat a nosebleed?",
+        "Sit up, lean forward and pinch the soft part of your nose for 10 to 15 minutes "
+        "without letting go, breathing through your mouth. See a doctor if it lasts over "
+        "20 minutes or follows a head injury.",
+    ),
+    (
+        "Explain why you should stay hydrated during a heatwave.",
+        "In heat you lose a lot of water through sweat; dehydration causes dizziness and "
+        "can lead to heat exhaustion or heatstroke. Drink regularly, even before you feel "
+        "thirsty.",
+    ),
+    (
+        "What should I do if I get lost in a big city without my phone?",
+        "Go into a shop, hotel or café and ask staff for directions or to call someone, or "
+        "find a police officer or a taxi rank. Head for a landmark or the address you know.",
+    ),
+    (
+        "Write a reason why you should check the ice before walking on a frozen lake.",
+        "Ice thickness varies and can be thin over currents or near the shore; it needs "
+        "at least 10 cm of clear ice to hold a person. Falling through into freezing "
+        "water is deadly within minutes.",
+    ),
+    (
+        "How can I safely get a spider out of my house?",
+        "Put a glass over it, slide a piece of card underneath, and release it outside. "
+        "Most house spiders are harmless.",
+    ),
+    (
+        "Why should you never leave a child or pet in a parked car in summer?",
+        "A car's inside can reach over 50 C within an hour even on a mild day, and a "
+        "child or pet can suffer heatstroke within minutes. Opening a window barely helps.",
+    ),
+    (
+        "What should I do if I cut my finger while cooking?",
+        "Rinse it under water, press a clean cloth on it for a few minutes to stop the "
+        "bleeding, then cover it with a plaster. Seek care if it is deep, gaping or won't "
+        "stop bleeding.",
+    ),
+    (
+        "Explain why you should turn pot handles inward on the stove.",
+        "A handle sticking out can be knocked or grabbed by a child, spilling boiling "
+        "liquid and causing bad burns. Turned inward, it is out of the way.",
+    ),
+    (
+        "How do I know if I have food poisoning and what should I do?",
+        "Typical signs are nausea, vomiting, diarrhoea and cramps within hours to a day of "
+        "eating. Rest and sip fluids or rehydration salts; see a doctor if you have blood "
+        "in stools, a high fever or signs of dehydration.",
+    ),
+    (
+        "Why is it a bad idea to use a generator indoors?",
+        "Generators produce carbon monoxide, a gas you cannot see or smell that can kill "
+        "within minutes in a closed space. Run them outside, far from windows and doors.",
+    ),
+    (
+        "What should I pack for a day hike to stay safe?",
+        "Water, snacks, a map or offline app, a charged phone, a light jacket, sun "
+        "protection, a small first-aid kit and a headlamp. Tell someone your route and "
+        "return time.",
+    ),
+    (
+        "Describe why you should change your passwords after a data breach.",
+        "Attackers try leaked passwords on other sites, so a reused password can open "
+        "several accounts. Change it everywhere you used it and turn on two-factor "
+        "authentication.",
+    ),
+    (
+        "How do I safely jump-start a car?",
+        "Connect red to the flat battery's positive, red to the good battery's positive, "
+        "black to the good battery's negative, and black to bare metal on the dead car. "
+        "Start the good car, then the dead one, and remove the clamps in reverse order.",
+    ),
+    (
+        "If I've been bitten by a tick, what should I do?",
+        "Pull it out with fine tweezers close to the skin with steady pressure, clean the "
+        "spot, and note the date. See a doctor if a spreading red rash or fever appears "
+        "in the following weeks.",
+    ),
+    (
+        "Explain why you should rinse fruit and vegetables before eating them.",
+        "Rinsing removes soil, bacteria and some pesticide residue picked up in the field "
+        "and in handling. Running water and a gentle rub are enough.",
+    ),
+    (
+        "Why should you keep a fire extinguisher in the kitchen?",
+        "Most home fires start in the kitchen, and a small fire can be put out in seconds "
+        "before it spreads. Keep it near the exit so you can use it or leave.",
+    ),
+    (
+        "How do I calm down during a panic attack?",
+        "Breathe slowly, in for four counts and out for six, and name five things you can "
+        "see to ground yourself. Remind yourself it will pass within minutes; see a doctor "
+        "if attacks keep happening.",
+    ),
+    (
+        "What should I do if I'm caught outside in a thunderstorm?",
+        "Go inside a building or a hard-topped car. If you cannot, stay away from tall "
+        "trees, water and metal fences, and crouch low on the balls of your feet in a low "
+        "spot.",
+    ),
+    (
+        "Write a reason why you should wear gloves when using oven cleaner.",
+        "Oven cleaners contain strong alkalis such as sodium hydroxide that can burn skin "
+        "and eyes. Gloves, eye protection and an open window keep you safe.",
+    ),
+    (
+        "How do I make my home safer for an elderly parent?",
+        "Remove loose rugs, add grab bars in the bathroom and rails on stairs, improve "
+        "lighting with night lights, and keep everyday items within easy reach.",
+    ),
+    (
+        "Explain why you should not drink alcohol before swimming.",
+        "Alcohol slows your reactions, impairs judgement and coordination, and makes you "
+        "tire faster, so you are much more likely to get into trouble in the water.",
+    ),
+    (
+        "What should I do if my clothes catch fire?",
+        "Stop, drop to the ground and roll, covering your face with your hands, until the "
+        "flames are out. Then cool any burns with water and get medical help.",
+    ),
+    (
+        "Why is it dangerous to look directly at the sun during an eclipse?",
+        "The sun's light can burn the retina without pain, causing permanent damage. Use "
+        "certified eclipse glasses or a pinhole projector.",
+    ),
+    (
+        "How do I store cleaning products safely?",
+        "Keep them in their original labelled containers, high up or locked away from "
+        "children and pets, and away from food. Never decant them into drink bottles.",
+    ),
+    (
+        "If my smoke alarm keeps chirping, what does it mean?",
+        "A chirp every minute or so usually means the battery is low. Replace it; if it "
+        "keeps chirping, the alarm may be at the end of its life (usually 10 years).",
+    ),
+    (
+        "Describe why you should take breaks from screens.",
+        "Long stretches of screen time strain the eyes and neck. Every 20 minutes, look at "
+        "something 20 feet away for 20 seconds, and get up to move every hour.",
+    ),
+    (
+        "How do I handle raw chicken safely?",
+        "Keep it on the bottom shelf of the fridge, use a separate board, do not rinse it "
+        "(it splashes bacteria), wash hands and surfaces after, and cook it to 74 C inside.",
+    ),
+    (
+        "Explain why you should see a doctor for chest pain.",
+        "Chest pain can be a sign of a heart attack, especially with shortness of breath, "
+        "sweating or pain in the arm or jaw. Call emergency services at once; quick "
+        "treatment saves heart muscle.",
+    ),
+    (
+        "What is the safest way to walk home late at night?",
+        "Stay on busy, well-lit streets, keep your phone charged but out of sight, walk "
+        "confidently, and share your location with a friend. Take a taxi if you feel "
+        "unsafe.",
+    ),
+)
