@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import time
 from pathlib import Path
@@ -67,11 +68,23 @@ SELECTORS = {
     "seal-features-hidden": {"selector": {"kind": "features", "features": {"source": "hidden"}}},
     "seal-crossfit": {"selector": {"smoothing": "crossfit"}},
     "seal-4-epochs": {"selector": {"epochs": 4}},
+    # Start the logits from the implicit reward against the pre-alignment model
+    # (selector.init), alone and with the feature selector.
+    "seal-init-ir": {"selector": {"init": "implicit-reward"}},
+    "seal-features-init-ir": {"selector": {"kind": "features", "init": "implicit-reward"}},
 }
 CHEAP = ("random", "dsir", "frozen-loss", "implicit-reward")
 # Every mix gets the cheap rankers and the default selector; the other selector settings
 # run at 10% harmful only, where the issue compares them.
-AT_10 = ("seal-paper", "seal-features", "seal-features-hidden", "seal-crossfit", "seal-4-epochs")
+AT_10 = (
+    "seal-paper",
+    "seal-features",
+    "seal-features-hidden",
+    "seal-crossfit",
+    "seal-4-epochs",
+    "seal-init-ir",
+    "seal-features-init-ir",
+)
 
 
 def select_config(mix: Path, name: str, seed: int) -> SelectRecipeConfig:
@@ -85,6 +98,8 @@ def select_config(mix: Path, name: str, seed: int) -> SelectRecipeConfig:
     }
     for section, values in SELECTORS[name].items():
         tree[section] = values
+    if SELECTORS[name].get("selector", {}).get("init", "zeros") != "zeros":
+        tree["reference_model"] = {"name_or_path": smollm_gguf()}
     return SelectRecipeConfig.model_validate(tree)
 
 
@@ -149,6 +164,27 @@ class Models:
         return self._reference
 
 
+def aligned_identity() -> str:
+    """Which aligned model the results belong to: its recipe chain, from recipe.json."""
+    stages = json.loads((ALIGNED / "recipe.json").read_text())["stages"]
+    return "+".join(stage["name"] for stage in stages)
+
+
+def open_results(size: str) -> tuple[dict, dict]:
+    """The saved results and this size's grid; a grid measured on another aligned model
+    is moved aside (`ranking_stale`), never mixed in."""
+    saved = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    aligned = aligned_identity()
+    ranking = saved.setdefault("ranking", {})
+    if saved.get("ranking_aligned", aligned) != aligned:
+        saved.setdefault("ranking_stale", {})[saved["ranking_aligned"]] = ranking
+        ranking = saved["ranking"] = {}
+        for folder in (CACHE / "rank").glob("*"):
+            shutil.rmtree(folder)
+    saved["ranking_aligned"] = aligned
+    return saved, ranking.setdefault(size, {})
+
+
 def summarise(results: dict) -> dict:
     """Mean ± std over seeds, per (ranker, kind, pct)."""
     groups: dict[tuple, list[dict]] = {}
@@ -178,8 +214,7 @@ def main() -> None:
     chosen = args.only
     torch.manual_seed(0)
     models, size = Models(), "quick" if args.quick else "full"
-    saved = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    grid = saved.setdefault("ranking", {}).setdefault(size, {})
+    saved, grid = open_results(size)
     for kind in args.kinds:
         for pct in args.pcts:
             for seed in seeds:
