@@ -6,10 +6,18 @@ so schedules, gradient accumulation, checkpoints and `report_to` logging are the
 Trainer's own. Selections are matched to the data by sample ID, a hash of each sample's
 content, so a selection made with one model and tokenizer applies to the same data under
 another.
+
+Checkpoints and resuming are the Trainer's too. What that loads is not ours to change:
+transformers (5.x) reads the weights from safetensors, trainer_state.json as JSON, and
+optimizer.pt, scheduler.pt and rng_state.pth with torch.load(weights_only=True) (no
+arbitrary code; it refuses to load at all under torch < 2.6, CVE-2025-32434), always:
+no setting turns that off; training_args.bin it writes but never reads back. sealft's own
+code unpickles nothing.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 from pathlib import Path
 
@@ -24,6 +32,7 @@ from transformers import (
 )
 
 from .config import RuntimeConfig, SFTConfig
+from .config.schema import NonFinite
 from .data import DataError, Encoded, Sample, collate, pad_id
 from .io import append_jsonl, trim_jsonl
 from .model.load import device_for, use_bf16
@@ -31,6 +40,9 @@ from .model.losses import per_sample_loss
 from .model.optim import BETAS
 from .progress import progress_bar
 from .scores import n_keep
+from .selection.bilevel import NonFiniteLossError, nonfinite_message
+
+log = logging.getLogger(__name__)
 
 
 def apply_selection(
@@ -92,6 +104,7 @@ class _Rows(torch.utils.data.Dataset):
             "input_ids": self.data.input_ids[i],
             "labels": self.data.labels[i],
             "weight": self.weights[i],
+            "row": i,
         }
 
 
@@ -99,15 +112,42 @@ class WeightedTrainer(Trainer):
     """The loss of a batch is (1/|B|) Σ_i w_i ℓ_i, ℓ_i the mean NLL of sample i's
     response: the objective SEAL's lower level weights, and plain SFT when all w_i = 1."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, sample_ids: list[str], on_nonfinite: NonFinite, **kwargs):
         super().__init__(*args, **kwargs)
         # A per-batch mean: the Trainer divides it over gradient-accumulation steps.
         self.loss_is_scaled_for_ga = False
+        self.sample_ids, self.on_nonfinite = sample_ids, on_nonfinite
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        weight = inputs.pop("weight")
-        loss = (per_sample_loss(model, inputs) * weight).mean()
+        weight, rows = inputs.pop("weight"), inputs.pop("row")
+        losses = per_sample_loss(model, inputs)
+        bad = ~torch.isfinite(losses.detach())
+        if bad.any():
+            self._report_nonfinite(rows[bad].tolist())
+            # A NaN reaches every gradient through the backward pass, even times a zero
+            # weight: the batch's finite samples go through the model again on their own.
+            keep = ~bad
+            if keep.any():
+                losses = per_sample_loss(model, {k: v[keep] for k, v in inputs.items()})
+                weight = weight[keep]
+            else:  # a zero gradient: the Trainer's backward pass needs a loss to start from
+                losses = sum(p.sum() for p in model.parameters() if p.requires_grad) * 0.0
+        loss = (losses * weight).mean()
         return (loss, None) if return_outputs else loss
+
+    def _report_nonfinite(self, rows: list[int]) -> None:
+        where = f"fine-tuning step {self.state.global_step + 1}"
+        groups = {"sample(s)": [self.sample_ids[i] for i in rows]}
+        if self.on_nonfinite == "stop":
+            raise NonFiniteLossError(
+                nonfinite_message(
+                    where,
+                    groups,
+                    "the last checkpoint (sft.save_steps) is kept; lower sft.lr, use "
+                    "runtime.precision=fp32, or set sft.on_nonfinite=skip",
+                )
+            )
+        log.warning(nonfinite_message(where, groups, "left out of this batch"))
 
 
 class _JsonlLog(TrainerCallback):
@@ -192,6 +232,7 @@ def train(
     def collator(rows: list[dict]) -> dict:
         batch = collate([r["input_ids"] for r in rows], [r["labels"] for r in rows], pad)
         batch["weight"] = torch.tensor([r["weight"] for r in rows], dtype=torch.float32)
+        batch["row"] = torch.tensor([r["row"] for r in rows])
         return batch
 
     trainer = WeightedTrainer(
@@ -200,6 +241,8 @@ def train(
         train_dataset=_Rows(data, weights or [1.0] * len(data)),
         data_collator=collator,
         callbacks=[_JsonlLog(run_dir / "metrics.jsonl"), _Progress(progress)],
+        sample_ids=[s.sample_id for s in data.samples],
+        on_nonfinite=cfg.on_nonfinite,
     )
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)

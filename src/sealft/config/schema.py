@@ -23,6 +23,10 @@ class ConfigError(ValueError):
     pass
 
 
+# What a training loop does with a NaN or infinite per-sample loss.
+NonFinite = Literal["stop", "skip"]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -285,6 +289,20 @@ class SelectorTrainConfig(_Strict):
     micro_batch_size: int | None = Field(
         None, ge=1, description="samples per forward pass; gradients accumulate (null: no split)"
     )
+    checkpoint_every: int | None = Field(
+        50,
+        ge=1,
+        description="save a checkpoint every N optimiser steps, and at each epoch's end, so "
+        "that a stopped run resumes from within the epoch with the same scores (null: at "
+        "each epoch's end only). Under full fine-tuning each holds the whole model(s) and "
+        "their Adam moments: raise it there",
+    )
+    on_nonfinite: NonFinite = Field(
+        "stop",
+        description="a NaN or infinite per-sample loss: stop (an error naming the epoch, step "
+        "and sample IDs; the last checkpoint stays) or skip (leave those samples out of that "
+        "step's model and logit updates, warn, and count them in metrics.jsonl)",
+    )
 
 
 class SelectRecipeConfig(_Recipe):
@@ -358,6 +376,12 @@ class SFTConfig(_Strict):
         None, ge=1, description="checkpoint every N steps so a stopped run resumes (null: never)"
     )
     logging_steps: int = Field(10, ge=1, description="log the loss every N steps")
+    on_nonfinite: NonFinite = Field(
+        "stop",
+        description="a NaN or infinite per-sample loss: stop (an error naming the step and "
+        "sample IDs; the last checkpoint stays) or skip (leave those samples out of that "
+        "batch's gradient, with a warning)",
+    )
     report_to: list[str] = Field(
         default_factory=lambda: ["none"],
         description="Trainer loggers: none, tensorboard, wandb, ... (their packages must be "

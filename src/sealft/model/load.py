@@ -37,6 +37,8 @@ def load_model_and_tokenizer(
         path.is_absolute() or name_or_path.startswith((".", "~")) or name_or_path.count("/") > 1
     ):
         raise FileNotFoundError(f"{name_or_path}: no such model folder (and not a Hub id)")
+    # Every load names trust_remote_code, so that nothing but the setting decides whether
+    # a Hub repository's own Python code may run here.
     kwargs = {"revision": revision, "trust_remote_code": trust_remote_code}
     if gguf_file:
         kwargs["gguf_file"] = gguf_file
@@ -51,7 +53,9 @@ def load_model_and_tokenizer(
         if hasattr(config, "quantization_config"):
             del config.quantization_config
         plain = AutoModelForCausalLM.from_config(
-            AutoConfig.for_model(**config.to_dict()), dtype=torch_dtype
+            AutoConfig.for_model(**config.to_dict()),
+            dtype=torch_dtype,
+            trust_remote_code=trust_remote_code,
         )
         plain.load_state_dict(model.state_dict())
         model = plain

@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from ..config import ConfigError, FinetuneRecipeConfig, dump_config
 from ..data import Encoded, LoadedData, Sample, encode_configured, load_sources
 from ..io import read_dropped_ids, read_json, write_json, write_jsonl
@@ -136,6 +138,10 @@ def run_finetune(
 
     data, weights = _encode(plan, tokenizer, cfg)
     if cfg.lora.enabled:
+        # The Trainer seeds itself only once the adapter exists: without this, its starting
+        # weights would depend on whatever ran before in the process (the other fine-tunes
+        # of `seal run`, say), and one seed would not mean one result.
+        torch.manual_seed(cfg.seed)
         model = add_lora(model, cfg.lora)
     log.debug("fine-tuning on %d samples (%s)", len(data), run_dir)
     stats = train(

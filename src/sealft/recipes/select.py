@@ -2,7 +2,8 @@
 
 Everything that can fail on bad input (config, data, model) fails before the run folder
 is touched; every file in it is written atomically, and a run killed mid-way resumes from
-its last finished epoch when started again with the same config.
+its last checkpoint (every selector_train.checkpoint_every steps and each epoch's end)
+when started again with the same config, to the same scores as a run never stopped.
 """
 
 from __future__ import annotations
@@ -24,14 +25,21 @@ from ..model.lora import add_lora
 from ..runs import fingerprint, prepare_run_dir
 from ..scores import scores_table, selected_ids
 from ..selection.baselines import implicit_rewards
-from ..selection.bilevel import BilevelTrainer, adapter_names
+from ..selection.bilevel import (
+    CHECKPOINT,
+    BilevelTrainer,
+    adapter_names,
+    find_checkpoint,
+    remove_checkpoint,
+)
 from ..selection.features import compute_features
 from ..selection.selector import FeatureSelector, Selector, weights_of
 from ..selection.smoothing import crossfit
 
 log = logging.getLogger(__name__)
 DONE = "scores.parquet"
-CHECKPOINT = "checkpoint.pt"
+# The checkpoint file of earlier sealft versions: a pickle, which is never loaded.
+PICKLED_CHECKPOINT = "checkpoint.pt"
 
 
 @dataclass
@@ -40,6 +48,7 @@ class SelectResult:
     scores: pa.Table
     dropped: list[Dropped]
     resumed_from_epoch: int = 0
+    resumed_from_step: int = 0
 
 
 def _encode_inputs(
@@ -132,14 +141,26 @@ def _trainer(cfg, model, tokenizer, ft, sf, run_dir, progress, selector) -> Bile
 
 
 def _resume(trainer: BilevelTrainer, run_dir: Path) -> None:
-    """Continue from the last finished epoch, forgetting the steps logged after it."""
+    """Continue from the last checkpoint, forgetting the steps logged after it."""
     metrics = run_dir / "metrics.jsonl"
-    if (run_dir / CHECKPOINT).exists():
-        trainer.load_checkpoint(run_dir / CHECKPOINT)
-        trim_jsonl(metrics, lambda r: r["epoch"] < trainer.epochs_done)
-        log.info("resuming the selector after epoch %d", trainer.epochs_done)
-    else:
+    found = find_checkpoint(run_dir / CHECKPOINT)
+    if found is None:
         atomic_write(metrics, "")
+        return
+    trainer.load_checkpoint(found)
+    at = (trainer.epochs_done, trainer.steps_done)
+    trim_jsonl(metrics, lambda r: (r["epoch"], r["step"]) < at)
+    log.info("resuming the selector at epoch %d, step %d (as in metrics.jsonl)", *at)
+
+
+def _refuse_pickled_checkpoint(run_dir: Path, overwrite: bool, replace_stale: bool) -> None:
+    """An older sealft's checkpoint would have to be unpickled, which can run any code."""
+    if (run_dir / PICKLED_CHECKPOINT).exists() and not (overwrite or replace_stale):
+        raise ConfigError(
+            f"{run_dir / PICKLED_CHECKPOINT}: a checkpoint of an older sealft, which this "
+            "version does not load (it is a pickle); delete it to start the selector "
+            "afresh, or pass --overwrite"
+        )
 
 
 def final_logits(cfg: SelectRecipeConfig, selector: Selector, features) -> torch.Tensor:
@@ -163,7 +184,7 @@ def _write_outputs(cfg, selector: Selector, features, ft: Encoded, run_dir: Path
     write_jsonl(run_dir / "selected.jsonl", kept)
     # scores.parquet is written last: its presence marks a finished run.
     write_parquet(run_dir / DONE, scores)
-    (run_dir / CHECKPOINT).unlink(missing_ok=True)
+    remove_checkpoint(run_dir / CHECKPOINT)
     return scores
 
 
@@ -185,6 +206,7 @@ def run_select(
     ft, sf, dropped = _encode_inputs(cfg, finetune, safe, tokenizer)
     run_dir = Path(cfg.output_dir)
     inputs = fingerprint([s.sample_id for s in ft.samples], [s.sample_id for s in sf.samples])
+    _refuse_pickled_checkpoint(run_dir, overwrite, replace_stale)
     done = prepare_run_dir(
         run_dir,
         dump_config(cfg),
@@ -200,14 +222,14 @@ def run_select(
     features = _features(cfg, model, ft, device, progress)
     selector = make_selector(cfg, ft, features)
     # A resumed run takes its logits from the checkpoint: no need for the starting ones.
-    if not (run_dir / CHECKPOINT).exists():
+    if find_checkpoint(run_dir / CHECKPOINT) is None:
         start = initial_logits(cfg, model, tokenizer, ft, device)
         if start is not None:
             selector.start_from(start)
     trainer = _trainer(cfg, model, tokenizer, ft, sf, run_dir, progress, selector)
     _resume(trainer, run_dir)
     write_dropped(run_dir / "dropped.jsonl", dropped)
-    resumed_from = trainer.epochs_done
+    resumed_from = (trainer.epochs_done, trainer.steps_done)
     selector = trainer.train(log=lambda record: append_jsonl(run_dir / "metrics.jsonl", record))
     scores = _write_outputs(cfg, selector, features, ft, run_dir)
-    return SelectResult(run_dir, scores, dropped, resumed_from)
+    return SelectResult(run_dir, scores, dropped, *resumed_from)

@@ -9,20 +9,33 @@ batch B' (the safe set cycles, however short it is), then
 3. ω  ← ω  − α ∇_ω (1/|B|) Σ_{i∈B} w_i(ω) (ℓ(θ; z_i) − ℓ(θ̂; z_i))   (Algorithm 2: no θ̂ term)
 
 with the per-sample losses taken from the forward passes of steps 1 and 2. Under LoRA, θ
-and θ̂ are two adapters ("upper", "lower") over one frozen base model.
+and θ̂ are two adapters ("upper", "lower") over one frozen base model. No parameter moves
+before every pass of a step is done, so a sample whose loss is not finite can be left out
+of all of them (or the run stopped) with nothing half-applied.
+
+A checkpoint is a folder of one safetensors file (every tensor: weights, optimiser
+moments, RNG states) and one JSON file (the position in the data, the optimisers' other
+state, Python's and NumPy's RNG states): nothing in it is ever unpickled.
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import logging
 import math
+import os
+import random
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 
-from ..config import RuntimeConfig, SelectorConfig, SelectorTrainConfig
+from ..config import ConfigError, RuntimeConfig, SelectorConfig, SelectorTrainConfig
 from ..data.tokenize import Encoded
 from ..model.lora import adapter_parameters
 from ..model.losses import losses_and_backward
@@ -30,6 +43,27 @@ from ..model.optim import adam
 from ..progress import progress_bar
 from .schedule import cycled_batches, fine_tune_batches
 from .selector import Selector, make_optimizer
+
+log = logging.getLogger(__name__)
+CHECKPOINT = "checkpoint"
+STATE, TENSORS = "state.json", "tensors.safetensors"
+FORMAT = 1
+
+
+class NonFiniteLossError(ConfigError):
+    """A loss that is NaN or infinite, under on_nonfinite=stop. A ConfigError: the way out
+    is a setting (a lower learning rate, fp32, or on_nonfinite=skip), and the command line
+    reports ConfigErrors in one line."""
+
+
+def nonfinite_message(where: str, groups: dict[str, list[str]], remedy: str) -> str:
+    """One line naming where and which samples (the first ten of each group) went bad."""
+    named = []
+    for what, ids in groups.items():
+        if ids:
+            more = f" and {len(ids) - 10} more" if len(ids) > 10 else ""
+            named.append(f"{what} {', '.join(ids[:10])}{more}")
+    return f"loss not finite at {where} for {'; '.join(named)}; {remedy}"
 
 
 def adapter_names(algorithm: int) -> tuple[str, ...]:
@@ -105,7 +139,8 @@ class BilevelTrainer:
         self.selector_opt = make_optimizer(self.selector, selector_cfg.optimizer, selector_cfg.lr)
         self.upper, self.lower = _branches(model, selector_cfg.algorithm, train_cfg.lr, lora)
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.epochs_done = 0
+        # The position in the data: the next step is step `steps_done` of that epoch.
+        self.epochs_done, self.steps_done = 0, 0
 
     # -- one step ---------------------------------------------------------------------
 
@@ -117,9 +152,10 @@ class BilevelTrainer:
             "micro": self.train_cfg.micro_batch_size,
         }
 
-    def upper_step(
+    def upper_backward(
         self, ft_idx: torch.Tensor, safe_idx: torch.Tensor, gamma: float, need_losses: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """θ's gradient on the batch and its per-sample losses (safe, fine-tuning)."""
         model = self.upper.activate()
         self.upper.optimizer.zero_grad(set_to_none=True)
         safe_losses = torch.zeros(0)
@@ -134,18 +170,16 @@ class BilevelTrainer:
         if gamma > 0 or need_losses:
             coef = gamma * weights / len(ft_idx) if gamma > 0 else None
             ft_losses = losses_and_backward(model, self.finetune, ft_idx, coef, **self._kw())
-        self.upper.optimizer.step()
         return safe_losses, ft_losses
 
-    def lower_step(self, ft_idx: torch.Tensor) -> torch.Tensor:
+    def lower_backward(self, ft_idx: torch.Tensor) -> torch.Tensor:
+        """θ̂'s gradient on the fine-tuning batch and its per-sample losses."""
         model = self.lower.activate()
         self.lower.optimizer.zero_grad(set_to_none=True)
         weights = self.selector.weights().detach()[ft_idx]
-        losses = losses_and_backward(
+        return losses_and_backward(
             model, self.finetune, ft_idx, weights / len(ft_idx), **self._kw()
         )
-        self.lower.optimizer.step()
-        return losses
 
     def selector_step(self, ft_idx: torch.Tensor, values: torch.Tensor) -> float:
         self.selector_opt.zero_grad(set_to_none=True)
@@ -161,31 +195,39 @@ class BilevelTrainer:
         log: Callable[[dict], None] | None = None,
         on_epoch: Callable[[int, Selector], None] | None = None,
     ) -> Selector:
-        for epoch in range(self.epochs_done, self.cfg.epochs):
+        while self.epochs_done < self.cfg.epochs:
+            epoch = self.epochs_done
             self._epoch(epoch, log)
-            self.epochs_done = epoch + 1
-            if self.run_dir is not None:
-                self.save_checkpoint(self.run_dir / "checkpoint.pt")
+            self.epochs_done, self.steps_done = epoch + 1, 0
+            self._checkpoint()
             if on_epoch is not None:
                 on_epoch(epoch, self.selector)
         return self.selector
 
+    def _checkpoint(self) -> None:
+        if self.run_dir is not None:
+            self.save_checkpoint(self.run_dir / CHECKPOINT)
+
     def _epoch(self, epoch: int, log: Callable[[dict], None] | None) -> None:
-        bs = self.train_cfg.batch_size
+        bs, every = self.train_cfg.batch_size, self.train_cfg.checkpoint_every
         gamma, learning = self.cfg.gamma(epoch), self.cfg.selector_learns(epoch)
+        # Both orders are fixed by (seed, epoch) alone: a run resumed at step k of this
+        # epoch skips the first k batches and sees exactly the rest.
         ft_batches = fine_tune_batches(len(self.finetune), bs, self.seed, epoch)
         safe_batches = cycled_batches(
             len(self.safe), self.train_cfg.safe_batch_size or bs, len(ft_batches), self.seed, epoch
         )
+        first = self.steps_done
         bar = progress_bar(
-            zip(ft_batches, safe_batches, strict=True),
+            zip(ft_batches[first:], safe_batches[first:], strict=True),
             total=len(ft_batches),
             desc=f"selector epoch {epoch + 1}/{self.cfg.epochs} (γ={gamma:g}"
             + ("" if learning else ", warm-up")
             + ")",
             enabled=self.progress,
         )
-        for step, (ft_idx, safe_idx) in enumerate(bar):
+        bar.update(first)
+        for step, (ft_idx, safe_idx) in enumerate(bar, start=first):
             record = {"epoch": epoch, "step": step, "gamma": gamma}
             record.update(self.step(ft_idx, safe_idx, gamma, learning))
             shown = (
@@ -194,6 +236,11 @@ class BilevelTrainer:
             bar.set_postfix(safe=f"{record['safe_loss']:.3f}", ft=f"{shown:.3f}")
             if log is not None:
                 log(record)
+            self.steps_done = step + 1
+            # The epoch's end has its own checkpoint (in `train`).
+            steps = epoch * len(ft_batches) + step + 1
+            if every and steps % every == 0 and step + 1 < len(ft_batches):
+                self._checkpoint()
 
     def step(
         self, ft_idx: torch.Tensor, safe_idx: torch.Tensor, gamma: float, learning: bool
@@ -201,14 +248,22 @@ class BilevelTrainer:
         """One step of θ, θ̂ (Algorithm 1) and, when `learning`, the logits; its metrics.
 
         `safe_loss` and `finetune_loss` are the upper model θ's losses on the safe and the
-        fine-tuning batch; `aux_finetune_loss` is the auxiliary model θ̂'s on the latter.
+        fine-tuning batch; `aux_finetune_loss` is the auxiliary model θ̂'s on the latter;
+        `skipped_samples` and `skipped_safe_samples` count the samples left out for a loss
+        that was not finite (on_nonfinite=skip).
         """
-        safe_losses, ft_losses = self.upper_step(ft_idx, safe_idx, gamma, learning)
-        aux_losses = self.lower_step(ft_idx) if self.lower is not None else None
+        n_ft, n_safe = len(ft_idx), len(safe_idx)
+        ft_idx, safe_idx, (safe_losses, ft_losses, aux_losses) = self._backward(
+            ft_idx, safe_idx, gamma, learning
+        )
         objective = math.nan
-        if learning:
-            values = ft_losses if aux_losses is None else ft_losses - aux_losses
-            objective = self.selector_step(ft_idx, values)
+        if len(ft_idx) and len(safe_idx):
+            self.upper.optimizer.step()
+            if self.lower is not None:
+                self.lower.optimizer.step()
+            if learning:
+                values = ft_losses if aux_losses is None else ft_losses - aux_losses
+                objective = self.selector_step(ft_idx, values)
         return {
             "safe_loss": _mean(safe_losses),
             "finetune_loss": _mean(ft_losses),
@@ -216,50 +271,215 @@ class BilevelTrainer:
             "selector_objective": objective,
             "lr_model": self.upper.optimizer.param_groups[0]["lr"],
             "lr_selector": self.selector_opt.param_groups[0]["lr"],
+            "skipped_samples": n_ft - len(ft_idx),
+            "skipped_safe_samples": n_safe - len(safe_idx),
         }
+
+    def _backward(self, ft_idx: torch.Tensor, safe_idx: torch.Tensor, gamma: float, learning):
+        """The gradients and losses of every model on the batch, with the samples whose loss
+        is not finite reported (on_nonfinite=stop) or left out of every pass (skip): their
+        NaN would have reached the shared gradient, so the passes run again without them.
+
+        Returns the batch as kept and the (safe, fine-tuning, auxiliary) losses; an empty
+        batch (every sample left out) means no update at all."""
+        while True:
+            safe_losses, ft_losses = self.upper_backward(ft_idx, safe_idx, gamma, learning)
+            aux_losses = self.lower_backward(ft_idx) if self.lower is not None else None
+            losses = (safe_losses, ft_losses, aux_losses)
+            bad_ft = _nonfinite(ft_losses, len(ft_idx)) | _nonfinite(aux_losses, len(ft_idx))
+            bad_safe = _nonfinite(safe_losses, len(safe_idx))
+            if not (bad_ft.any() or bad_safe.any()):
+                return ft_idx, safe_idx, losses
+            self._report_nonfinite(ft_idx[bad_ft], safe_idx[bad_safe])
+            ft_idx, safe_idx = ft_idx[~bad_ft], safe_idx[~bad_safe]
+            if not (len(ft_idx) and len(safe_idx)):
+                return ft_idx, safe_idx, losses
+
+    def _report_nonfinite(self, ft_bad: torch.Tensor, safe_bad: torch.Tensor) -> None:
+        groups = {
+            "fine-tuning sample(s)": [self.finetune.samples[i].sample_id for i in ft_bad],
+            "safe sample(s)": [self.safe.samples[i].sample_id for i in safe_bad],
+        }
+        where = f"selector epoch {self.epochs_done}, step {self.steps_done} (as in metrics.jsonl)"
+        if self.train_cfg.on_nonfinite == "stop":
+            raise NonFiniteLossError(
+                nonfinite_message(
+                    where,
+                    groups,
+                    "nothing of this step was applied and the last checkpoint is kept; lower "
+                    "selector_train.lr, use runtime.precision=fp32, or set "
+                    "selector_train.on_nonfinite=skip",
+                )
+            )
+        log.warning(nonfinite_message(where, groups, "left out of this step"))
 
     # -- checkpoints ------------------------------------------------------------------
 
-    def _state(self) -> dict:
-        def trainable(module):
-            return {
-                n: p.detach().cpu()
-                for n, p in module.named_parameters()
-                if p.requires_grad or "lora_" in n
-            }
+    def _named_branches(self) -> dict[str, _Branch]:
+        return {"upper": self.upper} | ({"lower": self.lower} if self.lower else {})
 
-        state = {
-            "epochs_done": self.epochs_done,
-            "selector": {k: v.detach().cpu() for k, v in self.selector.state_dict().items()},
-            "selector_opt": self.selector_opt.state_dict(),
-            "upper_model": trainable(self.upper.module),
-            "upper_opt": self.upper.optimizer.state_dict(),
-            "rng": torch.get_rng_state(),
+    def _state(self, tensors: dict[str, torch.Tensor]) -> dict:
+        """Everything a resumed run needs: tensors go into `tensors`, the rest is returned
+        as JSON-able values."""
+        _put(tensors, "selector", self.selector.state_dict())
+        optimizers = {"selector": self.selector_opt}
+        for name, branch in self._named_branches().items():
+            optimizers[name] = branch.optimizer
+            # Under LoRA both adapters live in the upper branch's module.
+            if name == "upper" or branch.module is not self.upper.module:
+                _put(tensors, f"{name}_model", _trainable(branch.module))
+        return {
+            "format": FORMAT,
+            "epoch": self.epochs_done,
+            "step": self.steps_done,
+            "optimizers": {
+                name: _flat_optimizer(opt.state_dict(), f"{name}_opt", tensors)
+                for name, opt in optimizers.items()
+            },
+            "rng": _rng_state(tensors),
         }
-        if self.lower is not None:
-            state["lower_opt"] = self.lower.optimizer.state_dict()
-            if self.lower.module is not self.upper.module:
-                state["lower_model"] = trainable(self.lower.module)
-        return state
 
-    def save_checkpoint(self, path: Path) -> None:
-        tmp = path.with_suffix(".tmp")
-        torch.save(self._state(), tmp)
-        tmp.replace(path)
+    def save_checkpoint(self, folder: Path) -> None:
+        """Write the checkpoint folder atomically: a crash at any moment leaves the previous
+        checkpoint or this one, whole (see `find_checkpoint`)."""
+        tensors: dict[str, torch.Tensor] = {}
+        state = self._state(tensors)
+        tmp, old = _sibling(folder, ".tmp"), _sibling(folder, ".old")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        save_file(tensors, str(tmp / TENSORS))
+        (tmp / STATE).write_text(json.dumps(state), encoding="utf-8")
+        for name in (TENSORS, STATE):
+            with open(tmp / name, "rb") as fh:
+                os.fsync(fh.fileno())
+        # A folder cannot be renamed over another one: the previous checkpoint steps aside
+        # first, and is what a crash between the two renames leaves to resume from.
+        if folder.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            folder.rename(old)
+        tmp.rename(folder)
+        shutil.rmtree(old, ignore_errors=True)
 
-    def load_checkpoint(self, path: Path) -> None:
-        state = torch.load(path, weights_only=False)
-        self.epochs_done = state["epochs_done"]
+    def load_checkpoint(self, folder: Path) -> None:
+        state = json.loads((folder / STATE).read_text(encoding="utf-8"))
+        if state.get("format") != FORMAT:
+            raise ConfigError(f"{folder}: a checkpoint of another format; delete it to restart")
+        tensors = load_file(str(folder / TENSORS))
         with torch.no_grad():
-            self.selector.load_state_dict(state["selector"])
-        self.selector_opt.load_state_dict(state["selector_opt"])
-        self.upper.module.load_state_dict(state["upper_model"], strict=False)
-        self.upper.optimizer.load_state_dict(state["upper_opt"])
-        if self.lower is not None:
-            if "lower_model" in state:
-                self.lower.module.load_state_dict(state["lower_model"], strict=False)
-            self.lower.optimizer.load_state_dict(state["lower_opt"])
-        torch.set_rng_state(state["rng"])
+            self.selector.load_state_dict(_part(tensors, "selector"))
+        optimizers = {"selector": self.selector_opt}
+        for name, branch in self._named_branches().items():
+            optimizers[name] = branch.optimizer
+            if name == "upper" or branch.module is not self.upper.module:
+                _load_weights(branch.module, _part(tensors, f"{name}_model"), folder)
+        for name, opt in optimizers.items():
+            saved = state["optimizers"][name]
+            opt.load_state_dict(_optimizer_state(saved, f"{name}_opt", tensors, opt.state_dict()))
+        _set_rng_state(state["rng"], tensors)
+        self.epochs_done, self.steps_done = state["epoch"], state["step"]
+
+
+def _sibling(folder: Path, suffix: str) -> Path:
+    return folder.with_name(folder.name + suffix)
+
+
+def find_checkpoint(folder: Path) -> Path | None:
+    """The checkpoint to resume from: `folder`, or the previous one that a crash in the
+    middle of replacing it left beside it; None when there is none."""
+    for candidate in (folder, _sibling(folder, ".old")):
+        if (candidate / STATE).is_file():
+            return candidate
+    return None
+
+
+def remove_checkpoint(folder: Path) -> None:
+    for path in (folder, _sibling(folder, ".tmp"), _sibling(folder, ".old")):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _trainable(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    # PEFT marks only the active adapter as requiring gradients: the others are kept too.
+    return {n: p for n, p in module.named_parameters() if p.requires_grad or "lora_" in n}
+
+
+def _put(tensors: dict[str, torch.Tensor], prefix: str, named: dict[str, torch.Tensor]) -> None:
+    for name, value in named.items():
+        tensors[f"{prefix}/{name}"] = value.detach().cpu().contiguous()
+
+
+def _part(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    head = prefix + "/"
+    return {k[len(head) :]: v for k, v in tensors.items() if k.startswith(head)}
+
+
+def _load_weights(module: torch.nn.Module, weights: dict[str, torch.Tensor], folder) -> None:
+    unexpected = module.load_state_dict(weights, strict=False).unexpected_keys
+    if unexpected or not weights:
+        raise ConfigError(f"{folder}: the checkpoint does not fit this model; delete it")
+
+
+def _flat_optimizer(state: dict, prefix: str, tensors: dict[str, torch.Tensor]) -> dict:
+    """An optimiser's state_dict as JSON, its tensors (moments, step counts) moved into
+    `tensors` under `prefix`."""
+    flat = {}
+    for index, entries in state["state"].items():
+        values, names = {}, []
+        for key, value in entries.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{prefix}/{index}/{key}"] = value.detach().cpu().contiguous()
+                names.append(key)
+            else:
+                values[key] = value
+        flat[str(index)] = {"values": values, "tensors": names}
+    return {"state": flat, "param_groups": state["param_groups"]}
+
+
+def _optimizer_state(flat: dict, prefix: str, tensors: dict, current: dict) -> dict:
+    """The state_dict `_flat_optimizer` flattened; `current` (the fresh optimiser's) gives
+    back the tuples (Adam's betas) that JSON turned into lists."""
+    state = {}
+    for index, row in flat["state"].items():
+        entry = dict(row["values"])
+        entry.update({key: tensors[f"{prefix}/{index}/{key}"] for key in row["tensors"]})
+        state[int(index)] = entry
+    groups = [
+        {k: tuple(v) if isinstance(now.get(k), tuple) else v for k, v in saved.items()}
+        for saved, now in zip(flat["param_groups"], current["param_groups"], strict=True)
+    ]
+    return {"state": state, "param_groups": groups}
+
+
+def _rng_state(tensors: dict[str, torch.Tensor]) -> dict:
+    tensors["rng/torch"] = torch.get_rng_state()
+    # Only a CUDA that has been used has a state worth keeping (asking would start one).
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []
+    for i, s in enumerate(cuda):
+        tensors[f"rng/cuda/{i}"] = s
+    version, internal, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "cuda_devices": len(cuda),
+        "python": [version, list(internal), gauss],
+        "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+    }
+
+
+def _set_rng_state(state: dict, tensors: dict[str, torch.Tensor]) -> None:
+    torch.set_rng_state(tensors["rng/torch"])
+    devices = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    for i in range(min(state["cuda_devices"], devices)):
+        torch.cuda.set_rng_state(tensors[f"rng/cuda/{i}"], i)
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+
+
+def _nonfinite(losses: torch.Tensor | None, n: int) -> torch.Tensor:
+    """Which of n samples' losses are NaN or infinite (none where no loss was computed)."""
+    if losses is None or losses.numel() == 0:
+        return torch.zeros(n, dtype=torch.bool)
+    return ~torch.isfinite(losses)
 
 
 def _mean(x: torch.Tensor | None) -> float:
