@@ -173,3 +173,11 @@ def test_skip_and_limit_take_a_slice(tmp_path):
     assert [s.index for s in loaded.samples] == [7, 8, 9]
     with pytest.raises(DataError, match="no records left after skipping 10"):
         load_samples(path, skip=10)
+
+
+def test_byte_order_mark_is_no_content(tmp_path):
+    """Spreadsheet programs start UTF-8 CSV with a byte-order mark; the first column keeps
+    its name."""
+    path = tmp_path / "d.csv"
+    path.write_bytes("instruction,output\nHi,Hello\n".encode("utf-8-sig"))
+    assert [r.record for r in read_rows(path)] == [{"instruction": "Hi", "output": "Hello"}]

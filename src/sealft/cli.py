@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 import textwrap
+import traceback
 import warnings
 
 from . import logs, progress
@@ -126,6 +127,7 @@ def _demo_parser(sub) -> argparse.ArgumentParser:
 
 def _output_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="hide progress bars and lines")
+    _debug_flag(p, argparse.SUPPRESS)
     loud = p.add_mutually_exclusive_group()
     loud.add_argument("-v", "--verbose", action="store_true", help="log debugging detail too")
     loud.add_argument(
@@ -133,12 +135,26 @@ def _output_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _debug_flag(p: argparse.ArgumentParser, default) -> None:
+    # Before or after the command name; a subcommand's own default must not reset the
+    # value given before it, hence SUPPRESS there.
+    p.add_argument(
+        "--debug",
+        action="store_true",
+        default=default,
+        help="on bad input, show the traceback above the one-line error",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="seal",
         description="sealft: safety-preserving fine-tuning of aligned LLMs by bilevel data "
-        "selection (SEAL, ICLR 2025).",
+        "selection (SEAL, ICLR 2025). Bad input (a config, a data file, a path) ends a "
+        "command with exit status 2 and one line on stderr naming the file, line and key "
+        "or field, before any output is written.",
     )
+    _debug_flag(parser, False)
     sub = parser.add_subparsers(dest="command", required=True)
     _config_parser(
         sub,
@@ -270,10 +286,30 @@ def main(argv: list[str] | None = None) -> int:
 
             run_demo(output_dir=args.output_dir, seed=args.seed, progress=not args.no_progress)
             return 0
-    except (ConfigError, DataError, FileNotFoundError) as e:
-        print(f"seal: error: {e}", file=sys.stderr)
+    except BAD_INPUT as e:
+        if args.debug:
+            traceback.print_exc()
+        print(f"seal: error: {one_line(e)}", file=sys.stderr)
         return 2
     return 1
+
+
+# Errors that bad input raises: a config, a data file, or a path that is missing, of the
+# wrong kind or not readable. Anything else is a bug and keeps its traceback.
+BAD_INPUT = (
+    ConfigError,
+    DataError,
+    FileNotFoundError,
+    FileExistsError,
+    IsADirectoryError,
+    NotADirectoryError,
+    PermissionError,
+)
+
+
+def one_line(error: BaseException) -> str:
+    """The error's message on one line: the last line of stderr is the whole error."""
+    return " ".join(part.strip() for part in str(error).splitlines() if part.strip())
 
 
 def _select(args) -> int:

@@ -11,6 +11,7 @@ sample is reported by ID and the rest keep theirs.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import hashlib
@@ -18,6 +19,7 @@ import io
 import json
 import re
 import unicodedata
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -75,10 +77,28 @@ class Sample:
 # --------------------------------------------------------------------------- loading
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
-    return path.open(encoding="utf-8")
+def _read_bytes(path: Path) -> bytes:
+    """The file's bytes, decompressed when it ends in .gz."""
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as fh:
+                return fh.read()
+        return path.read_bytes()
+    # BadGzipFile is an OSError too: it must be caught first to be named as what it is.
+    except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+        raise DataError(f"{path}: corrupt or truncated gzip file ({e})") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read the file ({e.strerror or e})") from None
+
+
+def _decode(path: Path, data: bytes) -> str:
+    # A byte-order mark is what spreadsheet programs write before UTF-8 CSV; it is no content.
+    data = data.removeprefix(codecs.BOM_UTF8)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise DataError(f"{path}:{line}: not UTF-8 text ({e.reason})") from None
 
 
 def _base_suffix(path: Path) -> str:
@@ -86,28 +106,29 @@ def _base_suffix(path: Path) -> str:
     return suffixes[-1].lower() if suffixes else ""
 
 
-def _iter_jsonl(path: Path) -> Iterator[Row]:
-    with _open_text(path) as fh:
-        index = 0
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno}: malformed JSON ({e.msg})") from None
-            if not isinstance(record, dict):
-                raise DataError(
-                    f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}"
-                )
-            yield Row(index, record, Location(str(path), lineno))
-            index += 1
+def _json_problem(e: json.JSONDecodeError) -> str:
+    return f"malformed JSON ({e.msg.removesuffix(' at')} at column {e.colno})"
 
 
-def _iter_json_array(path: Path) -> Iterator[Row]:
+def _iter_jsonl(path: Path, text: str) -> Iterator[Row]:
+    index = 0
+    # Only "\n" ends a record: str.splitlines would also split at the line and paragraph
+    # separators that JSON strings may hold unescaped.
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{lineno}: {_json_problem(e)}") from None
+        if not isinstance(record, dict):
+            raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
+        yield Row(index, record, Location(str(path), lineno))
+        index += 1
+
+
+def _iter_json_array(path: Path, text: str) -> Iterator[Row]:
     """Decode a JSON array element by element so that every record knows its line."""
-    with _open_text(path) as fh:
-        text = fh.read()
     decoder = json.JSONDecoder()
     ws = re.compile(r"\s*")
 
@@ -121,8 +142,10 @@ def _iter_json_array(path: Path) -> Iterator[Row]:
         return seen["line"]
 
     pos = ws.match(text, 0).end()
-    if pos >= len(text) or text[pos] != "[":
-        if pos < len(text) and text[pos] == "{":
+    if pos >= len(text):
+        return  # an empty file: no records, which the caller reports
+    if text[pos] != "[":
+        if text[pos] == "{":
             # One JSON object (possibly spread over many lines) is one record; otherwise
             # a .json file holding JSON lines is common enough to accept.
             try:
@@ -132,7 +155,7 @@ def _iter_json_array(path: Path) -> Iterator[Row]:
             if record is not None and ws.match(text, end).end() == len(text):
                 yield Row(0, record, Location(str(path), line_of(pos)))
                 return
-            yield from _iter_jsonl(path)
+            yield from _iter_jsonl(path, text)
             return
         raise DataError(f"{path}:{line_of(pos)}: expected a JSON array of objects")
     pos = ws.match(text, pos + 1).end()
@@ -143,7 +166,7 @@ def _iter_json_array(path: Path) -> Iterator[Row]:
         try:
             record, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{e.lineno}: malformed JSON ({e.msg})") from None
+            raise DataError(f"{path}:{e.lineno}: {_json_problem(e)}") from None
         if not isinstance(record, dict):
             raise DataError(
                 f"{path}:{line_of(pos)}: expected a JSON object, got {type(record).__name__}"
@@ -159,20 +182,19 @@ def _iter_json_array(path: Path) -> Iterator[Row]:
         raise DataError(f"{path}:{line_of(pos)}: malformed JSON (expected ',' or ']')")
 
 
-def _iter_csv(path: Path) -> Iterator[Row]:
-    with _open_text(path) as fh:
-        reader = csv.DictReader(fh)
-        index = 0
-        start = 2  # the header is line 1
-        try:
-            for record in reader:
-                if None in record:
-                    raise DataError(f"{path}:{start}: more values than header columns")
-                yield Row(index, dict(record), Location(str(path), start))
-                index += 1
-                start = reader.line_num + 1
-        except csv.Error as e:
-            raise DataError(f"{path}:{reader.line_num}: malformed CSV ({e})") from None
+def _iter_csv(path: Path, text: str) -> Iterator[Row]:
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    index = 0
+    start = 2  # the header is line 1
+    try:
+        for record in reader:
+            if None in record:
+                raise DataError(f"{path}:{start}: more values than header columns")
+            yield Row(index, dict(record), Location(str(path), start))
+            index += 1
+            start = reader.line_num + 1
+    except csv.Error as e:
+        raise DataError(f"{path}:{reader.line_num}: malformed CSV ({e})") from None
 
 
 def _iter_parquet(path: Path) -> Iterator[Row]:
@@ -189,10 +211,18 @@ def _iter_parquet(path: Path) -> Iterator[Row]:
 def _iter_hub(name: str, config: str | None, split: str, revision: str | None) -> Iterator[Row]:
     import datasets
 
-    ds = datasets.load_dataset(name, config, split=split, revision=revision)
     source = f"hub:{name}" + (f"/{config}" if config else "") + f"[{split}]"
+    try:
+        ds = datasets.load_dataset(name, config, split=split, revision=revision)
+    # Unreachable or unknown (ConnectionError, DatasetNotFoundError: OSErrors) or a wrong
+    # config or split (ValueError).
+    except (OSError, ValueError) as e:
+        raise DataError(f"{source}: cannot load the Hub data set ({e})") from None
     for index, record in enumerate(ds):
         yield Row(index, dict(record), Location(source, index + 1, "row"))
+
+
+TEXT_READERS = {".jsonl": _iter_jsonl, ".json": _iter_json_array, ".csv": _iter_csv}
 
 
 def read_rows(
@@ -209,23 +239,19 @@ def read_rows(
     if hub is not None:
         return list(_iter_hub(hub, hub_config, split, revision))
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: a folder, not a data file")
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    readers = {
-        ".jsonl": _iter_jsonl,
-        ".json": _iter_json_array,
-        ".csv": _iter_csv,
-        ".parquet": _iter_parquet,
-    }
-    reader = readers.get(_base_suffix(path))
+    suffix = _base_suffix(path)
+    if suffix == ".parquet":
+        return list(_iter_parquet(path))
+    reader = TEXT_READERS.get(suffix)
     if reader is None:
         raise DataError(
             f"{path}: unknown file type (use .json, .jsonl, .csv or .parquet, .gz allowed)"
         )
-    try:
-        return list(reader(path))
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text ({e.reason})") from None
+    return list(reader(path, _decode(path, _read_bytes(path))))
 
 
 # --------------------------------------------------------------------------- formats
@@ -302,6 +328,17 @@ def detect_format(record: dict[str, Any]) -> str:
         return "alpaca"
     if "chosen" in keys:
         return "hh"
+    # Half of a format's required fields is most likely that format with a column missing.
+    for fmt, needed in (
+        ("prompt_completion", ("prompt", "completion")),
+        ("alpaca", ("instruction", "output")),
+    ):
+        missing = [f for f in needed if f not in keys]
+        if len(missing) == 1:
+            raise DataError(
+                f"missing field '{missing[0]}' (the {fmt} format needs {' and '.join(needed)}; "
+                f"for other names set `format` and a `fields` mapping)"
+            )
     raise DataError(
         f"cannot tell the data format from the fields {sorted(keys)}; set `format` "
         f"(alpaca, messages, prompt_completion, hh) and a `fields` mapping"
@@ -418,6 +455,9 @@ def load_samples(
             continue
         seen.add(sid)
         samples.append(Sample(sid, row.index, tuple(prompt), response, row.record))
+    if not samples:
+        # Duplicates always leave their first copy, so only empty responses empty a set.
+        raise DataError(f"{source}: no usable records: all {len(rows)} have an empty response")
     return LoadedData(samples, dropped, source)
 
 

@@ -46,6 +46,8 @@ def _judge(
 def run_eval(cfg: EvalRecipeConfig, *, progress: bool = True, model=None, tokenizer=None) -> dict:
     """Run `seal eval`; returns what results.json holds."""
     cfg.check_ready()
+    # Bad input should stop the run before the slow part, loading the model, starts.
+    reference = read_answers(cfg.reference) if cfg.reference else None
     if model is None:
         model, tokenizer = load_configured(cfg.model)
     model = _with_adapter(model, cfg.adapter)
@@ -56,7 +58,6 @@ def run_eval(cfg: EvalRecipeConfig, *, progress: bool = True, model=None, tokeni
         device=device_for(cfg.runtime.device),
         precision=cfg.runtime.precision,
     )
-    reference = read_answers(cfg.reference) if cfg.reference else None
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     result = evaluator(model, progress=progress)

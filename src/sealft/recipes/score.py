@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 
 import torch
-import yaml
 
 from ..config import (
     ConfigError,
@@ -20,6 +19,7 @@ from ..config import (
     ScoreRecipeConfig,
     SelectRecipeConfig,
     dump_config,
+    load_config,
 )
 from ..data import encode_configured, load_sources
 from ..io import atomic_write, write_dropped, write_parquet
@@ -34,8 +34,7 @@ SELECTOR = "selector.safetensors"
 def _run_config(run_dir: Path) -> SelectRecipeConfig:
     if not (run_dir / SELECTOR).exists():
         raise ConfigError(f"{run_dir}: no {SELECTOR}; give a finished `seal select` run folder")
-    tree = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
-    return SelectRecipeConfig.model_validate(tree)
+    return load_config(SelectRecipeConfig, run_dir / "config.yaml")
 
 
 def _linear_map(run_dir: Path):
