@@ -203,6 +203,16 @@ CASES: list[tuple[str, list[str], list[str]]] = [
         _finetune(model="{tmp}/no-model"),
         ["no-model", "no such model folder"],
     ),
+    (
+        "a data file as the model",
+        _select(model="{tmp}/data.jsonl"),
+        ["data.jsonl", "a file, not a model"],
+    ),
+    (
+        "corrupt selector file",
+        ["score", "--selector", "{tmp}/broken-run", "--data", "{tmp}/data.jsonl"],
+        ["selector.safetensors", "not a readable selector file"],
+    ),
 ]
 
 # Cases that fail today because of code outside the input layers, with where to fix them.
@@ -242,6 +252,9 @@ def workspace(tmp_path: Path) -> Path:
     (tmp_path / "other").mkdir()
     write_parquet(tmp_path / "other" / "scores.parquet", scores_table(other, [0.0] * 5, 0.8))
     (tmp_path / "folder").mkdir()
+    (tmp_path / "broken-run").mkdir()
+    (tmp_path / "broken-run" / "config.yaml").write_text("p: 0.8\n")
+    (tmp_path / "broken-run" / "selector.safetensors").write_bytes(b"\x08\x00\x00not safetensors")
     return tmp_path
 
 

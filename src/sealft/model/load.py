@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from ..config import ModelConfig
+from ..config import ConfigError, ModelConfig
 from ..progress import is_terminal, without_bars
 
 
@@ -37,17 +37,25 @@ def load_model_and_tokenizer(
         path.is_absolute() or name_or_path.startswith((".", "~")) or name_or_path.count("/") > 1
     ):
         raise FileNotFoundError(f"{name_or_path}: no such model folder (and not a Hub id)")
+    elif path.is_file() and gguf_file is None:
+        raise ConfigError(f"{path}: a file, not a model (give a model folder, a Hub id or a .gguf)")
     # Every load names trust_remote_code, so that nothing but the setting decides whether
     # a Hub repository's own Python code may run here.
     kwargs = {"revision": revision, "trust_remote_code": trust_remote_code}
     if gguf_file:
         kwargs["gguf_file"] = gguf_file
-    tokenizer = AutoTokenizer.from_pretrained(name_or_path, **kwargs)
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[
         dtype
     ]
-    with _quiet_gguf_bar(gguf_file):
-        model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=torch_dtype, **kwargs)
+    # transformers reports an unreachable Hub id or a folder without a model as OSError:
+    # bad input, so one line naming it rather than a traceback.
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path, **kwargs)
+        with _quiet_gguf_bar(gguf_file):
+            model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=torch_dtype, **kwargs)
+    except OSError as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"{name_or_path}: cannot load the model ({reason})") from e
     if gguf_file:
         config = model.config
         if hasattr(config, "quantization_config"):

@@ -19,6 +19,7 @@ from typing import Literal
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..config import ConfigError
 from ..model.optim import adam
 
 Activation = Literal["softmax", "sigmoid"]
@@ -180,11 +181,14 @@ class FeatureSelector(Selector):
 
 
 def read_selector_file(path: str | Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata()
-    return meta, load_file(str(path))
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata()
+        return meta, load_file(str(path))
+    except (SafetensorError, OSError) as e:
+        raise ConfigError(f"{path}: not a readable selector file ({e})") from e
 
 
 def make_optimizer(selector: Selector, kind: SelectorOptimizer, lr: float) -> torch.optim.Optimizer:
