@@ -13,11 +13,17 @@ optimizer.pt, scheduler.pt and rng_state.pth with torch.load(weights_only=True) 
 arbitrary code; it refuses to load at all under torch < 2.6, CVE-2025-32434), always:
 no setting turns that off; training_args.bin it writes but never reads back. sealft's own
 code unpickles nothing.
+
+Under `accelerate launch` the Trainer runs the configured engine itself (DDP, FSDP,
+DeepSpeed); sealft splits sft.batch_size across the processes (`per_process_batches`),
+so one optimiser step still sees that many samples, and saves the weights gathered from
+every process (`save_dir`), which under FSDP or ZeRO-3 no single process holds.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import random
 from pathlib import Path
 
@@ -31,9 +37,10 @@ from transformers import (
     TrainingArguments,
 )
 
-from .config import RuntimeConfig, SFTConfig
+from .config import ConfigError, RuntimeConfig, SFTConfig
 from .config.schema import NonFinite
 from .data import DataError, Encoded, Sample, collate, pad_id
+from .distributed import launched_processes
 from .io import append_jsonl, trim_jsonl
 from .model.load import device_for, use_bf16
 from .model.losses import per_sample_loss
@@ -184,14 +191,31 @@ class _Progress(TrainerCallback):
         self.bar.close()
 
 
+def per_process_batches(cfg: SFTConfig, processes: int) -> tuple[int, int]:
+    """(samples per forward pass, forward passes per optimiser step) of each process, such
+    that one optimiser step sees sft.batch_size samples over all of them; the forward pass
+    is never larger than sft.micro_batch_size."""
+    if processes == 1:
+        return cfg.forward_batch_size, cfg.accumulation_steps
+    if cfg.batch_size % processes:
+        raise ConfigError(
+            f"sft.batch_size={cfg.batch_size} does not split evenly across {processes} "
+            f"processes: use a multiple of {processes}"
+        )
+    share = cfg.batch_size // processes
+    forward = math.gcd(share, cfg.forward_batch_size)
+    return forward, share // forward
+
+
 def training_arguments(
     cfg: SFTConfig, runtime: RuntimeConfig, output_dir: Path, seed: int
 ) -> TrainingArguments:
     device = device_for(runtime.device)
+    forward, accumulation = per_process_batches(cfg, launched_processes())
     return TrainingArguments(
         output_dir=str(output_dir),
-        per_device_train_batch_size=cfg.forward_batch_size,
-        gradient_accumulation_steps=cfg.accumulation_steps,
+        per_device_train_batch_size=forward,
+        gradient_accumulation_steps=accumulation,
         num_train_epochs=cfg.epochs,
         learning_rate=cfg.lr,
         lr_scheduler_type=cfg.scheduler,
@@ -224,8 +248,11 @@ def train(
     weights: list[float] | None = None,
     seed: int = 0,
     progress: bool = True,
+    save_dir: Path | None = None,
 ) -> dict:
-    """Fine-tune `model` in place on `data`; resumes from the last checkpoint in `run_dir`."""
+    """Fine-tune `model` in place on `data`; resumes from the last checkpoint in `run_dir`.
+    With `save_dir`, the trained weights (the adapter under LoRA) and the tokenizer are
+    saved there, from the main process, whatever engine ran the training."""
     checkpoints = run_dir / "checkpoints"
     pad = pad_id(tokenizer)
 
@@ -235,22 +262,38 @@ def train(
         batch["row"] = torch.tensor([r["row"] for r in rows])
         return batch
 
+    args = training_arguments(cfg, runtime, checkpoints, seed)
+    main = args.process_index == 0
     trainer = WeightedTrainer(
         model=model,
-        args=training_arguments(cfg, runtime, checkpoints, seed),
+        args=args,
         train_dataset=_Rows(data, weights or [1.0] * len(data)),
         data_collator=collator,
-        callbacks=[_JsonlLog(run_dir / "metrics.jsonl"), _Progress(progress)],
+        callbacks=[_JsonlLog(run_dir / "metrics.jsonl"), _Progress(progress and main)],
         sample_ids=[s.sample_id for s in data.samples],
         on_nonfinite=cfg.on_nonfinite,
     )
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     saved = sorted(int(c.name.split("-")[1]) for c in checkpoints.glob("checkpoint-*"))
-    if saved:
+    if saved and main:
         trim_jsonl(run_dir / "metrics.jsonl", lambda r: r["step"] <= saved[-1])
     output = trainer.train(resume_from_checkpoint=True if saved else None)
+    if save_dir is not None:
+        _save(trainer, model, tokenizer, save_dir)
     return {"train_loss": output.training_loss, "steps": output.global_step}
+
+
+def _save(trainer: Trainer, model, tokenizer, folder: Path) -> None:
+    """Save from the main process. Under several processes the weights come from the
+    engine (`get_state_dict`, which every process joins): FSDP and ZeRO-3 keep only
+    shards in `model`, and ZeRO-3 gives 16-bit weights (zero3_save_16bit_model)."""
+    state = {}
+    if launched_processes() > 1:
+        state["state_dict"] = trainer.accelerator.get_state_dict(trainer.model_wrapped)
+    if trainer.is_world_process_zero():
+        model.save_pretrained(folder, **state)
+        tokenizer.save_pretrained(folder)
 
 
 def load_trained(base, run_dir: Path):

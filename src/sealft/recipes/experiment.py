@@ -15,6 +15,10 @@ setting only re-runs what depends on it.
       seed0/select/                        `seal select` run (scores.parquet, ...)
       seed0/random/scores.parquet  seed0/dsir/scores.parquet
       seed0/<method>[-p<p>]/               `seal finetune` run + eval.json
+
+Under `accelerate launch` every process walks the same steps: the selector's training and
+the fine-tunes run across all of them, while rank 0 alone evaluates, computes the
+baseline rankings and writes files, and the others read its results once it is done.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from pathlib import Path
 
 from ..config import ExperimentRecipeConfig, FinetuneRecipeConfig, ModelConfig, dump_config
 from ..data import Encoded, LoadedData, encode_configured, load_sources
+from ..distributed import require_replicated, world
 from ..eval.evaluator import Evaluator, judge_pairs, read_answers, write_answers
 from ..eval.judge import JudgmentCache, make_judge, win_rate
 from ..io import atomic_write, write_dropped, write_json, write_parquet
@@ -40,6 +45,7 @@ from ..selection.baselines import (
     random_scores,
 )
 from ..selection.methods import SEAL_RANKED, SELECTING, TABLE
+from ..sft import load_trained, per_process_batches
 from .finetune import run_finetune
 from .select import run_select
 
@@ -107,13 +113,17 @@ class Experiment:
         extra_eval_name: str = "",
     ):
         cfg.check_ready()
+        if set(SEAL_RANKED) & set(cfg.methods):
+            require_replicated("seal run with a SEAL method (seal, seal+safeinstr, seal-soft)")
+        self.world = world(cfg.runtime.device)
+        per_process_batches(cfg.sft, self.world.size)  # fails now, not after the selector
         self.cfg, self.progress, self.extra_eval = cfg, progress, extra_eval
         self.out = Path(cfg.output_dir)
         self.models = _Models(cfg.model, base)
         self.selector_models = (
             _Models(cfg.selector_model, selector_base) if cfg.selector_model else self.models
         )
-        self.device = device_for(cfg.runtime.device)
+        self.device = self.world.device or device_for(cfg.runtime.device)
         self.data: LoadedData = load_sources(cfg.data)
         self.safe: LoadedData = load_sources(cfg.safe)
         self.tokenizer = self.models.tokenizer
@@ -135,8 +145,9 @@ class Experiment:
 
     def run(self) -> dict:
         cfg = self.cfg
-        self.out.mkdir(parents=True, exist_ok=True)
-        atomic_write(self.out / "config.yaml", dump_config(cfg))
+        if self.world.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.out / "config.yaml", dump_config(cfg))
         self.aligned()
         # Random and DSIR rank what the model can train on: the samples that fit its tokenizer.
         trainable = encode_configured(self.data.samples, self.tokenizer, cfg.tokenize)
@@ -146,7 +157,7 @@ class Experiment:
             for method in cfg.methods:
                 for p in cfg.p_values() if method in SELECTING else [None]:
                     self.finetune_and_evaluate(method, p, seed, rankings)
-        if cfg.eval.judge is not None:
+        if cfg.eval.judge is not None and self.world.main:
             judge_against_full(cfg, self.results, progress=self.progress)
         return self.finish()
 
@@ -154,6 +165,8 @@ class Experiment:
         self.results["summary"] = summarise(self.results["runs"])
         described = self.evaluator.describe()
         self.results["evaluator"] = {k: v for k, v in described.items() if k != "heldout"}
+        if not self.world.main:
+            return self.results
         write_json(self.out / "results.json", self.results)
         atomic_write(self.out / "results.md", markdown_table(self.results["summary"]) + "\n")
         if self.cfg.report:
@@ -176,13 +189,16 @@ class Experiment:
         """Add one run to results.json at once, so a stopped experiment shows what it did."""
         self.results["runs"].append(run)
         self.results["summary"] = summarise(self.results["runs"])
-        write_json(self.out / "results.json", self.results)
+        if self.world.main:
+            write_json(self.out / "results.json", self.results)
 
     def aligned(self) -> None:
         folder = self.out / "aligned"
         key = {**self.eval_key, "model": self.cfg.model.model_dump(mode="json")}
-        evaluated = cached(
-            folder / "eval.json", key, lambda: self.evaluate(self.models.fresh()[0], folder)
+        evaluated = self.world.main_first(
+            lambda: cached(
+                folder / "eval.json", key, lambda: self.evaluate(self.models.fresh()[0], folder)
+            )
         )
         run = {"method": "aligned", "p": None, "seed": None, "trained": 0}
         self.record(run | {"run_dir": str(folder), "metrics": evaluated["metrics"]})
@@ -197,7 +213,8 @@ class Experiment:
             write_parquet(folder / "scores.parquet", table)
             return {"scores": str(folder / "scores.parquet")}
 
-        return Path(cached(folder / "step.json", key, compute)["scores"])
+        step = self.world.main_first(lambda: cached(folder / "step.json", key, compute))
+        return Path(step["scores"])
 
     def _data_key(self, trainable: Encoded) -> dict:
         return {"data": _ids(trainable.samples), "p": max(self.cfg.p_values())}
@@ -331,8 +348,17 @@ class Experiment:
             tokenizer=self.tokenizer,
         )
         run_dir = Path(ft_cfg.output_dir)
+
+        def evaluate() -> dict:
+            # Under several processes the trained module may hold only shards (FSDP,
+            # ZeRO-3): rank 0 evaluates the saved weights on a fresh base instead.
+            trained = result.model
+            if self.world.size > 1:
+                trained = load_trained(self.models.fresh()[0], run_dir)
+            return self.evaluate(trained, run_dir)
+
         key = {**self.eval_key, "finetune": run_key(run_dir)}
-        evaluated = cached(run_dir / "eval.json", key, lambda: self.evaluate(result.model, run_dir))
+        evaluated = self.world.main_first(lambda: cached(run_dir / "eval.json", key, evaluate))
         self.record(
             {
                 "method": method,

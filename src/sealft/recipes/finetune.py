@@ -2,6 +2,9 @@
 
 load → apply the selection (scores + p, or soft weights) → add the extra data → tokenize →
 train (`sealft.sft`) → save the adapter (and, when asked, the merged model).
+
+Under `accelerate launch` every process runs this recipe and the Trainer's engine (DDP,
+FSDP, DeepSpeed) trains across them; rank 0 alone writes the run folder's files.
 """
 
 from __future__ import annotations
@@ -16,12 +19,13 @@ import torch
 
 from ..config import ConfigError, FinetuneRecipeConfig, dump_config
 from ..data import Encoded, LoadedData, Sample, encode_configured, load_sources
+from ..distributed import World, world
 from ..io import read_dropped_ids, read_json, write_json, write_jsonl
 from ..model.load import load_configured
 from ..model.lora import add_lora
-from ..runs import fingerprint, prepare_run_dir
+from ..runs import fingerprint, prepare_on_main
 from ..scores import read_scores
-from ..sft import apply_selection, load_trained, subset, train
+from ..sft import apply_selection, load_trained, per_process_batches, subset, train
 
 log = logging.getLogger(__name__)
 DONE = "result.json"
@@ -72,8 +76,10 @@ def _plan(cfg: FinetuneRecipeConfig) -> _Plan:
     return _Plan(loaded, samples + extra, weights, n_selected, extra)
 
 
-def _encode(plan: _Plan, tokenizer, cfg: FinetuneRecipeConfig) -> tuple[Encoded, list | None]:
-    """Tokenized samples and their weights; writes trained.jsonl, the list of both."""
+def _encode(
+    plan: _Plan, tokenizer, cfg: FinetuneRecipeConfig, here: World
+) -> tuple[Encoded, list | None]:
+    """Tokenized samples and their weights; rank 0 writes trained.jsonl, the list of both."""
     data = encode_configured(plan.samples, tokenizer, cfg.tokenize)
     if len(data) == 0:
         raise ConfigError(f"{plan.loaded.source}: no sample left after tokenization")
@@ -82,6 +88,8 @@ def _encode(plan: _Plan, tokenizer, cfg: FinetuneRecipeConfig) -> tuple[Encoded,
         by_id = {s.sample_id: w for s, w in zip(plan.samples, weights, strict=True)}
         weights = [by_id[s.sample_id] for s in data.samples]
     from_extra = {s.sample_id for s in plan.extra}
+    if not here.main:
+        return data, weights
     write_jsonl(
         Path(cfg.output_dir) / "trained.jsonl",
         (
@@ -97,14 +105,18 @@ def _encode(plan: _Plan, tokenizer, cfg: FinetuneRecipeConfig) -> tuple[Encoded,
     return data, weights
 
 
-def _save(model, tokenizer, cfg: FinetuneRecipeConfig, run_dir: Path) -> None:
-    folder = run_dir / ("adapter" if cfg.lora.enabled else "model")
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    if cfg.save_merged and cfg.lora.enabled:
+def _save_merged(model, tokenizer, cfg: FinetuneRecipeConfig, run_dir: Path, here: World):
+    """The adapter merged into the base weights (save_merged), from rank 0."""
+    if not (cfg.save_merged and cfg.lora.enabled and here.main):
+        return
+    if here.size == 1:
         merged = copy.deepcopy(model).merge_and_unload()
-        merged.save_pretrained(run_dir / "merged")
-        tokenizer.save_pretrained(run_dir / "merged")
+    else:
+        # The trained module may hold only shards (FSDP, ZeRO-3): the saved adapter on a
+        # fresh base is the whole trained model.
+        merged = load_trained(load_configured(cfg.model)[0], run_dir).merge_and_unload()
+    merged.save_pretrained(run_dir / "merged")
+    tokenizer.save_pretrained(run_dir / "merged")
 
 
 def run_finetune(
@@ -116,13 +128,20 @@ def run_finetune(
     model=None,
     tokenizer=None,
 ) -> FinetuneResult:
-    """Run `seal finetune`. `model`/`tokenizer` may be passed in (the base to train)."""
+    """Run `seal finetune`. `model`/`tokenizer` may be passed in (the base to train).
+
+    Under several processes the model returned is the one the engine trained, which under
+    FSDP or ZeRO-3 holds only this process's shards: `load_trained` on a fresh base gives
+    the whole model from the saved weights."""
     cfg.check_ready()
+    here = world(cfg.runtime.device)
+    per_process_batches(cfg.sft, here.size)  # a batch that does not split fails here, early
     start = time.time()
     plan = _plan(cfg)
     run_dir = Path(cfg.output_dir)
     inputs = fingerprint([s.sample_id for s in plan.samples], plan.weights)
-    done = prepare_run_dir(
+    done = prepare_on_main(
+        here,
         run_dir,
         dump_config(cfg),
         inputs,
@@ -136,7 +155,7 @@ def run_finetune(
         summary = read_json(run_dir / DONE)
         return FinetuneResult(run_dir, load_trained(model, run_dir), tokenizer, summary)
 
-    data, weights = _encode(plan, tokenizer, cfg)
+    data, weights = _encode(plan, tokenizer, cfg, here)
     if cfg.lora.enabled:
         # The Trainer seeds itself only once the adapter exists: without this, its starting
         # weights would depend on whatever ran before in the process (the other fine-tunes
@@ -154,8 +173,9 @@ def run_finetune(
         weights=weights,
         seed=cfg.seed,
         progress=progress,
+        save_dir=run_dir / ("adapter" if cfg.lora.enabled else "model"),
     )
-    _save(model, tokenizer, cfg, run_dir)
+    _save_merged(model, tokenizer, cfg, run_dir, here)
     summary = {
         "selected": plan.n_selected,
         "extra": len(plan.extra),
@@ -165,5 +185,7 @@ def run_finetune(
         "seconds": round(time.time() - start, 1),
     }
     # result.json is written last: its presence marks a finished run.
-    write_json(run_dir / DONE, summary)
+    if here.main:
+        write_json(run_dir / DONE, summary)
+    here.barrier()
     return FinetuneResult(run_dir, model, tokenizer, summary)

@@ -4,6 +4,10 @@ Everything that can fail on bad input (config, data, model) fails before the run
 is touched; every file in it is written atomically, and a run killed mid-way resumes from
 its last checkpoint (every selector_train.checkpoint_every steps and each epoch's end)
 when started again with the same config, to the same scores as a run never stopped.
+
+Under `accelerate launch` (DDP) every process runs this recipe on the same data and trains
+the selector on its share of each batch (`selection.bilevel`); rank 0 alone prepares the
+run folder and writes every file in it, the others wait for it where they read it.
 """
 
 from __future__ import annotations
@@ -19,10 +23,11 @@ import torch
 
 from ..config import ConfigError, SelectRecipeConfig, dump_config
 from ..data import Dropped, Encoded, LoadedData, encode_configured, load_sources, pad_id
+from ..distributed import World, require_replicated, world
 from ..io import append_jsonl, atomic_write, trim_jsonl, write_dropped, write_jsonl, write_parquet
 from ..model.load import device_for, load_configured
 from ..model.lora import add_lora
-from ..runs import fingerprint, prepare_run_dir
+from ..runs import fingerprint, prepare_on_main
 from ..scores import scores_table, selected_ids
 from ..selection.baselines import implicit_rewards
 from ..selection.bilevel import (
@@ -119,8 +124,7 @@ def make_selector(cfg: SelectRecipeConfig, ft: Encoded, features) -> Selector:
     )
 
 
-def _trainer(cfg, model, tokenizer, ft, sf, run_dir, progress, selector) -> BilevelTrainer:
-    device = device_for(cfg.runtime.device)
+def _trainer(cfg, model, tokenizer, ft, sf, run_dir, progress, selector, here) -> BilevelTrainer:
     if cfg.lora.enabled:
         model = add_lora(model, cfg.lora, adapter_names(cfg.selector.algorithm))
     return BilevelTrainer(
@@ -133,23 +137,31 @@ def _trainer(cfg, model, tokenizer, ft, sf, run_dir, progress, selector) -> Bile
         pad=pad_id(tokenizer),
         seed=cfg.seed,
         lora=cfg.lora.enabled,
-        device=device,
+        device=here.device or device_for(cfg.runtime.device),
         run_dir=run_dir,
         progress=progress,
         selector=selector,
+        world=here,
     )
 
 
-def _resume(trainer: BilevelTrainer, run_dir: Path) -> None:
-    """Continue from the last checkpoint, forgetting the steps logged after it."""
+def _resume(trainer: BilevelTrainer, run_dir: Path, here: World) -> None:
+    """Continue from the last checkpoint, forgetting the steps logged after it.
+
+    Every process loads it: the state in it is the same on all of them, whatever their
+    number, so a run resumes under another number of processes too (its global batch is
+    unchanged; the sums are taken in another order, so the scores agree to ~1e-6, not
+    bit for bit)."""
     metrics = run_dir / "metrics.jsonl"
     found = find_checkpoint(run_dir / CHECKPOINT)
     if found is None:
-        atomic_write(metrics, "")
+        if here.main:
+            atomic_write(metrics, "")
         return
     trainer.load_checkpoint(found)
     at = (trainer.epochs_done, trainer.steps_done)
-    trim_jsonl(metrics, lambda r: (r["epoch"], r["step"]) < at)
+    if here.main:
+        trim_jsonl(metrics, lambda r: (r["epoch"], r["step"]) < at)
     log.info("resuming the selector at epoch %d, step %d (as in metrics.jsonl)", *at)
 
 
@@ -171,21 +183,44 @@ def final_logits(cfg: SelectRecipeConfig, selector: Selector, features) -> torch
     return logits
 
 
-def _write_outputs(cfg, selector: Selector, features, ft: Encoded, run_dir: Path) -> pa.Table:
-    selector.save(
-        run_dir / "selector.safetensors",
-        extra={"p": str(cfg.p), "algorithm": str(cfg.selector.algorithm)},
-    )
+def _write_outputs(
+    cfg, selector: Selector, features, ft: Encoded, run_dir: Path, here: World
+) -> pa.Table:
     logits = final_logits(cfg, selector, features)
     weights = weights_of(logits, cfg.selector.activation)
     scores = scores_table(ft.samples, logits, cfg.p, weights)
-    chosen = selected_ids(scores)
-    kept = [s.record for s in sorted(ft.samples, key=lambda s: s.index) if s.sample_id in chosen]
-    write_jsonl(run_dir / "selected.jsonl", kept)
-    # scores.parquet is written last: its presence marks a finished run.
-    write_parquet(run_dir / DONE, scores)
-    remove_checkpoint(run_dir / CHECKPOINT)
+    if here.main:
+        selector.save(
+            run_dir / "selector.safetensors",
+            extra={"p": str(cfg.p), "algorithm": str(cfg.selector.algorithm)},
+        )
+        chosen = selected_ids(scores)
+        kept = [
+            s.record for s in sorted(ft.samples, key=lambda s: s.index) if s.sample_id in chosen
+        ]
+        write_jsonl(run_dir / "selected.jsonl", kept)
+        # scores.parquet is written last: its presence marks a finished run.
+        write_parquet(run_dir / DONE, scores)
+        remove_checkpoint(run_dir / CHECKPOINT)
+    # A command after this one (seal run's fine-tunes) reads these files on every process.
+    here.barrier()
     return scores
+
+
+def _prepare(cfg, ft: Encoded, sf: Encoded, here: World, overwrite: bool, replace_stale: bool):
+    """The run folder, prepared by rank 0; True when it holds this finished run."""
+    run_dir = Path(cfg.output_dir)
+    if here.main:
+        _refuse_pickled_checkpoint(run_dir, overwrite, replace_stale)
+    return prepare_on_main(
+        here,
+        run_dir,
+        dump_config(cfg),
+        fingerprint([s.sample_id for s in ft.samples], [s.sample_id for s in sf.samples]),
+        done_marker=DONE,
+        overwrite=overwrite,
+        replace_stale=replace_stale,
+    )
 
 
 def run_select(
@@ -199,37 +234,31 @@ def run_select(
 ) -> SelectResult:
     """Run `seal select`. `model`/`tokenizer` may be passed in to skip loading them."""
     cfg.check_ready()
+    require_replicated("seal select")
+    here = world(cfg.runtime.device)
     torch.manual_seed(cfg.seed)
     finetune, safe = load_sources(cfg.data), load_sources(cfg.safe)
     if model is None:
         model, tokenizer = load_configured(cfg.model)
     ft, sf, dropped = _encode_inputs(cfg, finetune, safe, tokenizer)
     run_dir = Path(cfg.output_dir)
-    inputs = fingerprint([s.sample_id for s in ft.samples], [s.sample_id for s in sf.samples])
-    _refuse_pickled_checkpoint(run_dir, overwrite, replace_stale)
-    done = prepare_run_dir(
-        run_dir,
-        dump_config(cfg),
-        inputs,
-        done_marker=DONE,
-        overwrite=overwrite,
-        replace_stale=replace_stale,
-    )
-    if done:
+    if _prepare(cfg, ft, sf, here, overwrite, replace_stale):
         return SelectResult(run_dir, pq.read_table(run_dir / DONE), dropped)
-    device = device_for(cfg.runtime.device)
+    device = here.device or device_for(cfg.runtime.device)
     model.to(device)
-    features = _features(cfg, model, ft, device, progress)
+    features = _features(cfg, model, ft, device, progress and here.main)
     selector = make_selector(cfg, ft, features)
     # A resumed run takes its logits from the checkpoint: no need for the starting ones.
     if find_checkpoint(run_dir / CHECKPOINT) is None:
         start = initial_logits(cfg, model, tokenizer, ft, device)
         if start is not None:
             selector.start_from(start)
-    trainer = _trainer(cfg, model, tokenizer, ft, sf, run_dir, progress, selector)
-    _resume(trainer, run_dir)
-    write_dropped(run_dir / "dropped.jsonl", dropped)
+    trainer = _trainer(cfg, model, tokenizer, ft, sf, run_dir, progress, selector, here)
+    _resume(trainer, run_dir, here)
+    metrics = run_dir / "metrics.jsonl"
+    if here.main:
+        write_dropped(run_dir / "dropped.jsonl", dropped)
     resumed_from = (trainer.epochs_done, trainer.steps_done)
-    selector = trainer.train(log=lambda record: append_jsonl(run_dir / "metrics.jsonl", record))
-    scores = _write_outputs(cfg, selector, features, ft, run_dir)
+    selector = trainer.train(log=(lambda r: append_jsonl(metrics, r)) if here.main else None)
+    scores = _write_outputs(cfg, selector, features, ft, run_dir, here)
     return SelectResult(run_dir, scores, dropped, *resumed_from)

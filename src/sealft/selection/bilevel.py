@@ -13,6 +13,13 @@ and θ̂ are two adapters ("upper", "lower") over one frozen base model. No para
 before every pass of a step is done, so a sample whose loss is not finite can be left out
 of all of them (or the run stopped) with nothing half-applied.
 
+Under several processes (`sealft.distributed`) every process holds the same selector and
+models and walks the same global batches; each runs the passes over its share of a batch
+only, with the coefficients of the whole batch (1/|B| per sample), so that the gradients
+summed over the processes are the one-process gradients, and the per-sample losses are
+gathered back in the batch's order: every process takes the same steps, and rank 0 alone
+writes the checkpoints.
+
 A checkpoint is a folder of one safetensors file (every tensor: weights, optimiser
 moments, RNG states) and one JSON file (the position in the data, the optimisers' other
 state, Python's and NumPy's RNG states): nothing in it is ever unpickled.
@@ -37,6 +44,7 @@ from safetensors.torch import load_file, save_file
 
 from ..config import ConfigError, RuntimeConfig, SelectorConfig, SelectorTrainConfig
 from ..data.tokenize import Encoded
+from ..distributed import SINGLE, World
 from ..model.lora import adapter_parameters
 from ..model.losses import losses_and_backward
 from ..model.optim import adam
@@ -125,12 +133,13 @@ class BilevelTrainer:
         run_dir: str | Path | None = None,
         progress: bool = True,
         selector: Selector | None = None,
+        world: World = SINGLE,
     ):
         if len(finetune) == 0 or len(safe) == 0:
             raise ValueError("both the fine-tuning and the safe set need at least one sample")
         self.cfg, self.train_cfg, self.precision = selector_cfg, train_cfg, runtime.precision
         self.finetune, self.safe, self.pad, self.seed = finetune, safe, pad, seed
-        self.device, self.progress = device, progress
+        self.device, self.progress, self.world = device, progress, world
         self.selector = selector or Selector(
             [s.sample_id for s in finetune.samples], selector_cfg.activation
         )
@@ -160,16 +169,14 @@ class BilevelTrainer:
         self.upper.optimizer.zero_grad(set_to_none=True)
         safe_losses = torch.zeros(0)
         if gamma < 1:
-            safe_losses = losses_and_backward(
-                model, self.safe, safe_idx, (1 - gamma) / len(safe_idx), **self._kw()
-            )
+            safe_losses = self._losses(model, self.safe, safe_idx, (1 - gamma) / len(safe_idx))
         weights = self.selector.weights().detach()[ft_idx]
         # With γ = 0 the model gets no gradient from this batch: a forward pass is enough,
         # and none at all when the selector does not need the losses either (warm-up).
         ft_losses = torch.zeros(0)
         if gamma > 0 or need_losses:
             coef = gamma * weights / len(ft_idx) if gamma > 0 else None
-            ft_losses = losses_and_backward(model, self.finetune, ft_idx, coef, **self._kw())
+            ft_losses = self._losses(model, self.finetune, ft_idx, coef)
         return safe_losses, ft_losses
 
     def lower_backward(self, ft_idx: torch.Tensor) -> torch.Tensor:
@@ -177,9 +184,20 @@ class BilevelTrainer:
         model = self.lower.activate()
         self.lower.optimizer.zero_grad(set_to_none=True)
         weights = self.selector.weights().detach()[ft_idx]
-        return losses_and_backward(
-            model, self.finetune, ft_idx, weights / len(ft_idx), **self._kw()
-        )
+        return self._losses(model, self.finetune, ft_idx, weights / len(ft_idx))
+
+    def _losses(
+        self, model, data: Encoded, idx: torch.Tensor, coef: torch.Tensor | float | None
+    ) -> torch.Tensor:
+        """Per-sample losses of the global batch `idx`, in its order; backpropagates
+        Σ coef_i·ℓ_i over this process's share of it (all of it in one process)."""
+        mine = self.world.share(idx)
+        if isinstance(coef, torch.Tensor):
+            coef = self.world.share(coef)
+        losses = torch.zeros(0)
+        if len(mine):
+            losses = losses_and_backward(model, data, mine, coef, **self._kw())
+        return self.world.gather(losses, len(idx))
 
     def selector_step(self, ft_idx: torch.Tensor, values: torch.Tensor) -> float:
         self.selector_opt.zero_grad(set_to_none=True)
@@ -195,6 +213,7 @@ class BilevelTrainer:
         log: Callable[[dict], None] | None = None,
         on_epoch: Callable[[int, Selector], None] | None = None,
     ) -> Selector:
+        self._synchronise()
         while self.epochs_done < self.cfg.epochs:
             epoch = self.epochs_done
             self._epoch(epoch, log)
@@ -204,8 +223,19 @@ class BilevelTrainer:
                 on_epoch(epoch, self.selector)
         return self.selector
 
+    def _synchronise(self) -> None:
+        """Start every process from rank 0's selector and models, as DDP does: the starting
+        logits and features come from passes that each process ran on its own."""
+        tensors = list(self.selector.parameters())
+        tensors += [b for b in self.selector.buffers() if not b.is_sparse]
+        # Under LoRA both branches are adapters of one module.
+        modules = {id(b.module): b.module for b in self._named_branches().values()}
+        for module in modules.values():
+            tensors += _trainable(module).values()
+        self.world.broadcast(tensors)
+
     def _checkpoint(self) -> None:
-        if self.run_dir is not None:
+        if self.run_dir is not None and self.world.main:
             self.save_checkpoint(self.run_dir / CHECKPOINT)
 
     def _epoch(self, epoch: int, log: Callable[[dict], None] | None) -> None:
@@ -224,7 +254,7 @@ class BilevelTrainer:
             desc=f"selector epoch {epoch + 1}/{self.cfg.epochs} (γ={gamma:g}"
             + ("" if learning else ", warm-up")
             + ")",
-            enabled=self.progress,
+            enabled=self.progress and self.world.main,
         )
         bar.update(first)
         for step, (ft_idx, safe_idx) in enumerate(bar, start=first):
@@ -258,9 +288,9 @@ class BilevelTrainer:
         )
         objective = math.nan
         if len(ft_idx) and len(safe_idx):
-            self.upper.optimizer.step()
-            if self.lower is not None:
-                self.lower.optimizer.step()
+            for branch in self._named_branches().values():
+                self.world.sum_grads(_parameters(branch.optimizer))
+                branch.optimizer.step()
             if learning:
                 values = ft_losses if aux_losses is None else ft_losses - aux_losses
                 objective = self.selector_step(ft_idx, values)
@@ -377,6 +407,10 @@ class BilevelTrainer:
             opt.load_state_dict(_optimizer_state(saved, f"{name}_opt", tensors, opt.state_dict()))
         _set_rng_state(state["rng"], tensors)
         self.epochs_done, self.steps_done = state["epoch"], state["step"]
+
+
+def _parameters(optimizer: torch.optim.Optimizer) -> list[torch.nn.Parameter]:
+    return [p for group in optimizer.param_groups for p in group["params"]]
 
 
 def _sibling(folder: Path, suffix: str) -> Path:

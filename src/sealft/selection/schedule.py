@@ -1,6 +1,7 @@
 """The order in which the selector sees the data: every fine-tuning sample once per epoch,
 the safe set cycled as often as it takes; each permutation is fixed by (seed, epoch,
-stream), so a resumed run sees the same batches."""
+stream), so a resumed run sees the same batches, and every process of a distributed run
+the same global batches, of which each takes its share (`sealft.distributed.World.share`)."""
 
 from __future__ import annotations
 
