@@ -252,3 +252,22 @@ def test_prompt_tuning_falls_back_to_full_logits():
     config = PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=3)
     model = get_peft_model(tiny_llama(), config)
     assert lean_parts(model) is None
+
+
+class DistributedDataParallel(torch.nn.Module):
+    """Stands in for torch's DDP wrapper (same name, same `.module`), which needs a
+    process group to build."""
+
+    def __init__(self, module: torch.nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, *args, **kwargs):
+        return self.module(*args, **kwargs)
+
+
+def test_data_parallel_wrapper_takes_the_lean_path(lean_only):
+    inner = with_lora(tiny_llama())
+    wrapped = DistributedDataParallel(inner)
+    assert lean_parts(wrapped) == lean_parts(inner) is not None
+    assert_lean_equals_full(wrapped, sft_batch(k=4))

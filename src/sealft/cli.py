@@ -265,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
         # GGUF file), which a log fills with carriage-return frames. Read once, at their
         # import, which comes later: every heavy import is inside the commands.
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if int(os.environ.get("RANK", "0")) != 0:
+        # Under a launcher every process runs the command; rank 0's summary is the run's.
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
     try:
         if args.command == "select":
             return _select(args)

@@ -56,6 +56,8 @@ _PLAIN_HEAD_MODELS = frozenset(
     }
 )
 
+_PARALLEL_WRAPPERS = frozenset({"DistributedDataParallel", "DeepSpeedEngine"})
+
 # Logits projected at once: 2^25 float32 logits are 128 MiB (261 rows of a 128,256-token
 # vocabulary), big enough for an efficient matmul, small enough to bound the all-response case.
 LOGIT_CHUNK_ELEMENTS = 1 << 25
@@ -80,6 +82,12 @@ def lean_parts(model) -> tuple[torch.nn.Module, torch.nn.Module] | None:
     """
     from peft import PeftModel
 
+    # A data-parallel engine's wrapper (DDP, DeepSpeed) runs the wrapped model's forward
+    # unchanged: the parts are those of the model inside.
+    while type(model).__name__ in _PARALLEL_WRAPPERS and isinstance(
+        getattr(model, "module", None), torch.nn.Module
+    ):
+        model = model.module
     base = model
     if isinstance(model, PeftModel):
         if model.active_peft_config.is_prompt_learning:
@@ -109,7 +117,7 @@ def per_sample_loss(
     mask = labels != -100
     rows, cols = mask.nonzero(as_tuple=True)
     targets = labels[rows, cols]
-    chunk_rows = max(1, chunk_elements // model.config.vocab_size)
+    chunk_rows = max(1, chunk_elements // head.out_features)
     found: list[torch.Tensor] = []
 
     def on_body(module, args, output) -> None:
