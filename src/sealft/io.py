@@ -46,12 +46,20 @@ def json_line(record: dict) -> str:
     return json.dumps({k: _plain(v) for k, v in record.items()}, ensure_ascii=False, default=str)
 
 
-def jsonl_text(records: Iterable[dict]) -> str:
-    return "".join(json_line(r) + "\n" for r in records)
-
-
 def write_jsonl(path: str | Path, records: Iterable[dict]) -> None:
-    atomic_write(path, jsonl_text(records))
+    """One JSON line per record, written as the records come (a million of them are never
+    one string in memory) to a temporary file renamed into place."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        # newline="": "\n" is written as it is on every platform.
+        with tmp.open("w", encoding="utf-8", newline="") as fh:
+            for record in records:
+                fh.write(json_line(record) + "\n")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    tmp.replace(path)
 
 
 def append_jsonl(path: str | Path, record: dict) -> None:

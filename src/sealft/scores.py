@@ -11,11 +11,13 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from .data.load import DataError
+from .data.load import DataError, id_columns, input_records
+from .io import write_jsonl
 
 SCHEMA = pa.schema(
     [
@@ -30,13 +32,20 @@ SCHEMA = pa.schema(
 REQUIRED_COLUMNS = ("sample_id", "rank", "weight")
 
 
-def ranking(logits: torch.Tensor) -> torch.Tensor:
+def _float64(values) -> np.ndarray:
+    if isinstance(values, torch.Tensor):
+        return values.detach().to("cpu", torch.float64).numpy()
+    return np.asarray(values if isinstance(values, np.ndarray) else list(values), np.float64)
+
+
+def ranking(logits) -> torch.Tensor:
     """Rank 1 = most wanted (largest logit); ties go to the earlier sample, deterministically."""
-    order = sorted(range(len(logits)), key=lambda i: (-float(logits[i]), i))
-    ranks = torch.empty(len(logits), dtype=torch.long)
-    for r, i in enumerate(order, start=1):
-        ranks[i] = r
-    return ranks
+    values = _float64(logits)
+    # A stable sort of the negated logits: equal logits keep their sample order.
+    order = np.argsort(-values, kind="stable")
+    ranks = np.empty(len(values), dtype=np.int64)
+    ranks[order] = np.arange(1, len(values) + 1)
+    return torch.from_numpy(ranks)
 
 
 def n_keep(n: int, p: float) -> int:
@@ -51,22 +60,18 @@ def scores_table(samples: Sequence, logits, p: float, weights=None) -> pa.Table:
 
     `weights` default to 1: a ranking without a selector weights nothing.
     """
-    t = torch.as_tensor(
-        logits.detach() if isinstance(logits, torch.Tensor) else list(logits),
-        dtype=torch.float64,
-    )
-    ranks = ranking(t) if len(t) else torch.empty(0, dtype=torch.long)
+    t = _float64(logits)
+    ranks = ranking(t).numpy()
     keep = n_keep(len(t), p) if len(t) else 0
-    if isinstance(weights, torch.Tensor):
-        weights = weights.detach().double().tolist()
-    table = pa.Table.from_pydict(
+    ids, index = id_columns(samples)
+    table = pa.table(
         {
-            "sample_id": [s.sample_id for s in samples],
-            "index": [s.index for s in samples],
-            "logit": t.tolist(),
-            "weight": list(weights) if weights is not None else [1.0] * len(t),
-            "rank": ranks.tolist(),
-            "selected": (ranks <= keep).tolist(),
+            "sample_id": ids,
+            "index": index,
+            "logit": t,
+            "weight": _float64(weights) if weights is not None else np.ones(len(t)),
+            "rank": ranks,
+            "selected": ranks <= keep,
         },
         schema=SCHEMA,
     )
@@ -74,8 +79,16 @@ def scores_table(samples: Sequence, logits, p: float, weights=None) -> pa.Table:
 
 
 def selected_ids(table: pa.Table) -> set[str]:
-    ids, keep = table.column("sample_id").to_pylist(), table.column("selected").to_pylist()
-    return {sid for sid, k in zip(ids, keep, strict=True) if k}
+    return set(table.filter(table.column("selected")).column("sample_id").to_pylist())
+
+
+def write_selected(path: str | Path, samples: Sequence, table: pa.Table) -> None:
+    """selected.jsonl: the input records of the selected samples, in input order.
+
+    `table` is `samples`' scores table; the records stream from the samples' store by
+    input index, so the selection of a million rows is never in memory at once."""
+    chosen = table.filter(table.column("selected")).column("index").to_numpy()
+    write_jsonl(path, input_records(samples, chosen))
 
 
 def read_scores(path: str | Path) -> pa.Table:

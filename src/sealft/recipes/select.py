@@ -24,11 +24,11 @@ import torch
 from ..config import ConfigError, SelectRecipeConfig, dump_config
 from ..data import Dropped, Encoded, LoadedData, encode_configured, load_sources, pad_id
 from ..distributed import World, require_replicated, world
-from ..io import append_jsonl, atomic_write, trim_jsonl, write_dropped, write_jsonl, write_parquet
+from ..io import append_jsonl, atomic_write, trim_jsonl, write_dropped, write_parquet
 from ..model.load import device_for, load_configured
 from ..model.lora import add_lora
 from ..runs import fingerprint, prepare_on_main
-from ..scores import scores_table, selected_ids
+from ..scores import scores_table, write_selected
 from ..selection.baselines import implicit_rewards
 from ..selection.bilevel import (
     CHECKPOINT,
@@ -62,8 +62,8 @@ def _encode_inputs(
     """The fine-tuning and safe sets, tokenized, and every fine-tuning sample dropped."""
     # Training sees the samples in ID order, so batches (and so every score) depend on the
     # content of the data set, never on the order of its rows.
-    finetune.samples.sort(key=lambda s: s.sample_id)
-    safe.samples.sort(key=lambda s: s.sample_id)
+    finetune.samples.sort_by_id()
+    safe.samples.sort_by_id()
     k = cfg.selector.response_tokens
     ft = encode_configured(finetune.samples, tokenizer, cfg.tokenize, k)
     sf = encode_configured(safe.samples, tokenizer, cfg.tokenize, k)
@@ -194,11 +194,7 @@ def _write_outputs(
             run_dir / "selector.safetensors",
             extra={"p": str(cfg.p), "algorithm": str(cfg.selector.algorithm)},
         )
-        chosen = selected_ids(scores)
-        kept = [
-            s.record for s in sorted(ft.samples, key=lambda s: s.index) if s.sample_id in chosen
-        ]
-        write_jsonl(run_dir / "selected.jsonl", kept)
+        write_selected(run_dir / "selected.jsonl", ft.samples, scores)
         # scores.parquet is written last: its presence marks a finished run.
         write_parquet(run_dir / DONE, scores)
         remove_checkpoint(run_dir / CHECKPOINT)
