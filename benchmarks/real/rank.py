@@ -202,6 +202,26 @@ def summarise(results: dict) -> dict:
     return out
 
 
+def markdown(summary: dict, size: str) -> str:
+    """One row per (ranker, kind, pct): AUROC and harmful rows kept, mean ± std over seeds."""
+
+    def cell(c: dict, digits: int) -> str:
+        text = f"{c['mean']:.{digits}f}"
+        return text + (f" ± {c['std']:.{digits}f}" if c["n"] > 1 else "")
+
+    lines = [
+        "| ranker | kind | harmful | seeds | AUROC ↑ | kept@0.7 ↓ | kept@0.8 ↓ | kept@0.9 ↓ |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for key, c in summary.get(size, {}).items():
+        ranker, kind, pct = key.split("/")
+        kept = " | ".join(cell(c[f"kept@{p}"], 1) for p in PS)
+        lines.append(
+            f"| {ranker} | {kind} | {pct}% | {c['auroc']['n']} | {cell(c['auroc'], 3)} | {kept} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="the small mixes, seed 0")
@@ -209,7 +229,12 @@ def main() -> None:
     ap.add_argument("--kinds", nargs="*", default=list(KINDS))
     ap.add_argument("--pcts", nargs="*", type=int, default=list(PCTS))
     ap.add_argument("--seeds", nargs="*", type=int)
+    ap.add_argument("--table", action="store_true", help="print the results as Markdown")
     args = ap.parse_args()
+    if args.table:
+        saved = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+        print(markdown(saved.get("ranking_summary", {}), "quick" if args.quick else "full"))
+        return
     seeds = args.seeds if args.seeds is not None else ([0] if args.quick else list(SEEDS))
     chosen = args.only
     torch.manual_seed(0)
