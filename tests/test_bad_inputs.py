@@ -215,15 +215,6 @@ CASES: list[tuple[str, list[str], list[str]]] = [
     ),
 ]
 
-# Cases that fail today because of code outside the input layers, with where to fix them.
-KNOWN_GAPS = {
-    "missing model folder (finetune)": pytest.mark.xfail(
-        strict=True,
-        reason="recipes/finetune.py writes config.yaml and inputs.sha256 into the run folder "
-        "(prepare_run_dir) before it loads the model",
-    ),
-}
-
 
 @pytest.fixture(autouse=True)
 def _no_hub_bars():
@@ -271,7 +262,7 @@ def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
 
 @pytest.mark.parametrize(
     ("case", "command", "expected"),
-    [pytest.param(*c, id=c[0], marks=KNOWN_GAPS.get(c[0], ())) for c in CASES],
+    [pytest.param(*c, id=c[0]) for c in CASES],
 )
 def test_bad_input_is_rejected_cleanly(case, command, expected, workspace, tiny_model_dir, capsys):
     argv = _argv(command, workspace, tiny_model_dir)

@@ -76,10 +76,8 @@ def _plan(cfg: FinetuneRecipeConfig) -> _Plan:
     return _Plan(loaded, samples + extra, weights, n_selected, extra)
 
 
-def _encode(
-    plan: _Plan, tokenizer, cfg: FinetuneRecipeConfig, here: World
-) -> tuple[Encoded, list | None]:
-    """Tokenized samples and their weights; rank 0 writes trained.jsonl, the list of both."""
+def _encode(plan: _Plan, tokenizer, cfg: FinetuneRecipeConfig) -> tuple[Encoded, list | None]:
+    """Tokenized samples and their weights."""
     data = encode_configured(plan.samples, tokenizer, cfg.tokenize)
     if len(data) == 0:
         raise ConfigError(f"{plan.loaded.source}: no sample left after tokenization")
@@ -87,11 +85,14 @@ def _encode(
     if weights is not None:
         by_id = {s.sample_id: w for s, w in zip(plan.samples, weights, strict=True)}
         weights = [by_id[s.sample_id] for s in data.samples]
+    return data, weights
+
+
+def _write_trained(plan: _Plan, data: Encoded, weights: list | None, run_dir: Path) -> None:
+    """trained.jsonl: every trained sample, where it came from, and its weight."""
     from_extra = {s.sample_id for s in plan.extra}
-    if not here.main:
-        return data, weights
     write_jsonl(
-        Path(cfg.output_dir) / "trained.jsonl",
+        run_dir / "trained.jsonl",
         (
             {
                 "sample_id": s.sample_id,
@@ -102,7 +103,6 @@ def _encode(
             for j, s in enumerate(data.samples)
         ),
     )
-    return data, weights
 
 
 def _save_merged(model, tokenizer, cfg: FinetuneRecipeConfig, run_dir: Path, here: World):
@@ -140,6 +140,11 @@ def run_finetune(
     plan = _plan(cfg)
     run_dir = Path(cfg.output_dir)
     inputs = fingerprint([s.sample_id for s in plan.samples], plan.weights)
+    # The model and the tokenized data come before the run folder: input that fails there
+    # leaves nothing behind.
+    if model is None:
+        model, tokenizer = load_configured(cfg.model)
+    data, weights = _encode(plan, tokenizer, cfg)
     done = prepare_on_main(
         here,
         run_dir,
@@ -149,13 +154,11 @@ def run_finetune(
         overwrite=overwrite,
         replace_stale=replace_stale,
     )
-    if model is None:
-        model, tokenizer = load_configured(cfg.model)
     if done:
         summary = read_json(run_dir / DONE)
         return FinetuneResult(run_dir, load_trained(model, run_dir), tokenizer, summary)
-
-    data, weights = _encode(plan, tokenizer, cfg, here)
+    if here.main:
+        _write_trained(plan, data, weights, run_dir)
     if cfg.lora.enabled:
         # The Trainer seeds itself only once the adapter exists: without this, its starting
         # weights would depend on whatever ran before in the process (the other fine-tunes
