@@ -155,7 +155,7 @@ DEFAULT = "a1"
 
 
 def _samples(path: Path) -> list[Sample]:
-    return load_samples(path).samples
+    return list(load_samples(path).samples)
 
 
 def training_samples(recipe: Recipe) -> tuple[list[Sample], dict[str, int]]:
