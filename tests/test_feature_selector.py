@@ -162,19 +162,21 @@ def reference_dir(tmp_path_factory):
     return folder
 
 
-@pytest.mark.parametrize("kind", ["logits", "features"])
+@pytest.mark.parametrize(("kind", "init"), [("logits", "implicit-reward"), ("features", "auto")])
 def test_the_selector_can_start_from_the_implicit_reward(
-    tmp_path, tiny_model_dir, files, reference_dir, kind
+    tmp_path, tiny_model_dir, files, reference_dir, kind, init
 ):
+    """Over the whole response, whatever selector.response_tokens (4 by default) says."""
     from sealft.selection.baselines import implicit_rewards
 
-    start = [f"selector.kind={kind}", "selector.init=implicit-reward", "selector.init_scale=2"]
+    start = [f"selector.kind={kind}", f"selector.init={init}", "selector.init_scale=2"]
     start += [f"reference_model.name_or_path={reference_dir}", "selector.lr=1e-12"]
     assert _cli(tmp_path, tiny_model_dir, *files, extra=start) == 0
     scores = pq.read_table(tmp_path / "run" / "scores.parquet").to_pylist()
     model, tok = load_model_and_tokenizer(str(tiny_model_dir))
     reference, _ = load_model_and_tokenizer(str(reference_dir))
-    data = encode(load_samples(files[0]).samples, tok, max_length=48, response_tokens=4)
+    data = encode(load_samples(files[0]).samples, tok, max_length=48)
+    assert int(max(data.offsets[1:] - data.offsets[:-1] - data.prompt_lengths)) > 4
     kw = {"batch_size": 4, "device": torch.device("cpu"), "precision": "fp32"}
     reward = implicit_rewards(model, reference, tok, data, **kw)
     want = dict(
@@ -197,3 +199,12 @@ def test_starting_from_the_implicit_reward_needs_a_reference(
 ):
     assert _cli(tmp_path, tiny_model_dir, *files, extra=["selector.init=implicit-reward"]) == 2
     assert "needs reference_model" in capsys.readouterr().err
+
+
+def test_auto_starts_from_zeros_without_a_reference(tmp_path, tiny_model_dir, files):
+    runs = {}
+    for init in ("auto", "zeros"):
+        out = tmp_path / init
+        assert _cli(out, tiny_model_dir, *files, extra=[f"selector.init={init}"]) == 0
+        runs[init] = pq.read_table(out / "run" / "scores.parquet").column("logit").to_pylist()
+    assert runs["auto"] == runs["zeros"]

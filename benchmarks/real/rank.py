@@ -48,10 +48,14 @@ MAX_LENGTH = 256
 # the grid runs; the others pin their settings so that a change of defaults cannot
 # redefine them.
 SELECTORS = {
+    # With the reference model at hand (selector.init=auto starts from the implicit reward).
     "seal-default": {},
+    # sealft's defaults without a reference model (logits start at zeros).
+    "seal-zeros": {"selector": {"init": "zeros"}},
     "seal-paper": {
         "selector": {
             "kind": "logits",
+            "init": "zeros",
             "smoothing": "none",
             "algorithm": 2,
             "optimizer": "adam",
@@ -68,22 +72,17 @@ SELECTORS = {
     "seal-features-hidden": {"selector": {"kind": "features", "features": {"source": "hidden"}}},
     "seal-crossfit": {"selector": {"smoothing": "crossfit"}},
     "seal-4-epochs": {"selector": {"epochs": 4}},
-    # Start the logits from the implicit reward against the pre-alignment model
-    # (selector.init), alone and with the feature selector.
-    "seal-init-ir": {"selector": {"init": "implicit-reward"}},
-    "seal-features-init-ir": {"selector": {"kind": "features", "init": "implicit-reward"}},
 }
 CHEAP = ("random", "dsir", "frozen-loss", "implicit-reward")
 # Every mix gets the cheap rankers and the default selector; the other selector settings
 # run at 10% harmful only, where the issue compares them.
 AT_10 = (
+    "seal-zeros",
     "seal-paper",
     "seal-features",
     "seal-features-hidden",
     "seal-crossfit",
     "seal-4-epochs",
-    "seal-init-ir",
-    "seal-features-init-ir",
 )
 
 
@@ -98,8 +97,9 @@ def select_config(mix: Path, name: str, seed: int) -> SelectRecipeConfig:
     }
     for section, values in SELECTORS[name].items():
         tree[section] = values
-    if SELECTORS[name].get("selector", {}).get("init", "zeros") != "zeros":
-        tree["reference_model"] = {"name_or_path": smollm_gguf()}
+    # Users usually have their aligned model's base; a selector set to start from zeros
+    # ignores it.
+    tree["reference_model"] = {"name_or_path": smollm_gguf()}
     return SelectRecipeConfig.model_validate(tree)
 
 

@@ -243,12 +243,13 @@ class SelectorConfig(_Strict):
     gamma_start: float = Field(0.0, ge=0, lt=1, description="penalty weight γ in the first epoch")
     gamma_step: float = Field(0.05, ge=0, description="increase of γ per epoch")
     gamma_max: float = Field(0.95, ge=0, lt=1, description="cap on γ")
-    init: Literal["zeros", "implicit-reward"] = Field(
-        "zeros",
+    init: Literal["auto", "zeros", "implicit-reward"] = Field(
+        "auto",
         description="starting logits: zeros (the paper's), or the implicit reward log "
-        "π_model − log π_reference over the selector's response tokens, standardised and "
-        "times init_scale (needs reference_model); a feature selector starts from the ridge "
-        "fit of its map to them",
+        "π_model − log π_reference over the whole response, standardised and times "
+        "init_scale (needs reference_model); a feature selector starts from the ridge fit "
+        "of its map to them. auto: the implicit reward when reference_model is set, zeros "
+        "otherwise",
     )
     init_scale: float = Field(
         1.0, gt=0, description="logit units per standard deviation of the starting reward"
@@ -353,6 +354,12 @@ class SelectRecipeConfig(_Recipe):
             )
         if self.selector.init == "implicit-reward" and self.reference_model is None:
             raise ConfigError("selector.init=implicit-reward needs reference_model")
+
+    def selector_start(self) -> Literal["zeros", "implicit-reward"]:
+        """Where the logits start, with selector.init=auto resolved."""
+        if self.selector.init == "auto":
+            return "zeros" if self.reference_model is None else "implicit-reward"
+        return self.selector.init
 
 
 class SFTConfig(_Strict):

@@ -22,7 +22,15 @@ import pyarrow.parquet as pq
 import torch
 
 from ..config import ConfigError, SelectRecipeConfig, dump_config
-from ..data import Dropped, Encoded, LoadedData, encode_configured, load_sources, pad_id
+from ..data import (
+    Dropped,
+    Encoded,
+    LoadedData,
+    encode,
+    encode_configured,
+    load_sources,
+    pad_id,
+)
 from ..distributed import World, require_replicated, world
 from ..io import append_jsonl, atomic_write, trim_jsonl, write_dropped, write_parquet
 from ..model.load import device_for, load_configured
@@ -93,14 +101,25 @@ def _features(cfg: SelectRecipeConfig, model, ft: Encoded, device, progress: boo
 
 def initial_logits(cfg: SelectRecipeConfig, model, tokenizer, ft: Encoded, device):
     """The implicit reward of every fine-tuning sample against the reference model,
-    standardised and scaled (selector.init), from the frozen model; None for zeros."""
-    if cfg.selector.init == "zeros":
+    standardised and scaled (selector.init), from the frozen model; None for zeros.
+
+    The reward is taken over the whole response whatever selector.response_tokens is: on
+    the real-data benchmark's JailbreakBench mix it ranked the harmful rows last at AUROC
+    0.894 over the whole response and 0.633 over the first 4 tokens (benchmarks/real)."""
+    if cfg.selector_start() == "zeros":
         return None
+    whole = encode(
+        ft.samples,
+        tokenizer,
+        max_length=cfg.tokenize.max_length,
+        overflow="truncate",  # keeps exactly the samples that ft kept
+        template=cfg.tokenize.template,
+    )
     reward = implicit_rewards(
         model,
         load_configured(cfg.reference_model)[0].to(device),
         tokenizer,
-        ft,
+        whole,
         batch_size=cfg.selector_train.batch_size,
         device=device,
         precision=cfg.runtime.precision,
