@@ -16,7 +16,7 @@ from sealft.demo.tiny import tiny_pair
 from sealft.model.load import load_model_and_tokenizer
 from sealft.selection.features import hidden_features, ngram_features, sample_terms
 from sealft.selection.selector import FeatureSelector, Selector, make_optimizer
-from sealft.selection.smoothing import crossfit
+from sealft.selection.smoothing import blend, crossfit
 
 
 def _sample(i, prompt, response):
@@ -95,6 +95,30 @@ def test_crossfit_never_uses_a_samples_own_logit():
     again = crossfit(x, moved, seed=0)
     assert again[0] == pytest.approx(smooth[0].item())
     assert torch.corrcoef(torch.stack([smooth, logits]))[0, 1] > 0.95
+
+
+def test_blend_keeps_the_own_logit_and_pools_the_rest():
+    torch.manual_seed(0)
+    x = torch.randn(40, 3)
+    truth = x @ torch.tensor([1.0, -2.0, 0.5])
+    noisy = truth + 0.8 * torch.randn(40)
+    mixed = blend(x, noisy, seed=0)
+    assert mixed.mean().abs() < 1e-5
+    moved = noisy.clone()
+    moved[0] += 5.0  # the own logit counts, unlike under crossfit ...
+    assert blend(x, moved, seed=0)[0] > mixed[0] + 0.5
+
+    # ... and pooling over similar samples removes noise the own logit carries
+    def corr(v):
+        return torch.corrcoef(torch.stack([v, truth]))[0, 1]
+
+    assert corr(mixed) > corr(noisy)
+
+
+def test_blend_runs_from_the_cli(tmp_path, tiny_model_dir, files):
+    assert _cli(tmp_path, tiny_model_dir, *files, extra=["selector.smoothing=blend"]) == 0
+    logits = pq.read_table(tmp_path / "run" / "scores.parquet").column("logit").to_pylist()
+    assert abs(sum(logits)) < 1e-3 and len(set(logits)) > 1
 
 
 @pytest.fixture

@@ -213,11 +213,13 @@ class SelectorConfig(_Strict):
         "score samples the selector never saw",
     )
     features: FeatureConfig = Field(default_factory=FeatureConfig)
-    smoothing: Literal["none", "crossfit"] = Field(
+    smoothing: Literal["none", "crossfit", "blend"] = Field(
         "none",
         description="crossfit: replace each learned logit by a ridge regression's prediction "
         "from selector.features, fitted on the other folds (5), so that no sample's score "
-        "uses its own logit",
+        "uses its own logit; blend: the standardised learned logit plus the standardised "
+        "crossfit prediction (the own measurement kept, its noise pooled with similar "
+        "samples')",
     )
     algorithm: Literal[1, 2] = Field(
         1,

@@ -47,7 +47,7 @@ from ..selection.bilevel import (
 )
 from ..selection.features import compute_features
 from ..selection.selector import FeatureSelector, Selector, weights_of
-from ..selection.smoothing import crossfit
+from ..selection.smoothing import blend, crossfit
 
 log = logging.getLogger(__name__)
 DONE = "scores.parquet"
@@ -199,6 +199,8 @@ def final_logits(cfg: SelectRecipeConfig, selector: Selector, features) -> torch
     logits = selector.logits.detach()
     if cfg.selector.smoothing == "crossfit":
         logits = crossfit(features[0], logits, seed=cfg.seed)
+    elif cfg.selector.smoothing == "blend":
+        logits = blend(features[0], logits, seed=cfg.seed)
     return logits
 
 

@@ -40,6 +40,17 @@ def crossfit(
     return torch.from_numpy(out).to(logits.dtype)
 
 
+def standardised(v: torch.Tensor) -> torch.Tensor:
+    return (v - v.mean()) / v.std().clamp(min=1e-6) if len(v) > 1 else v - v.mean()
+
+
+def blend(features: torch.Tensor, logits: torch.Tensor, *, seed: int) -> torch.Tensor:
+    """A sample's own logit and what similar samples' logits say about it, each
+    standardised, added: the own measurement is kept, its noise averaged with the pool's."""
+    pooled = crossfit(features, logits, seed=seed)
+    return standardised(logits.detach()) + standardised(pooled)
+
+
 def ridge_fit(features: torch.Tensor, logits: torch.Tensor, *, alpha: float = 1.0):
     """(w, b) of a ridge regression of `logits` on `features`, as float32 tensors."""
     from sklearn.linear_model import Ridge
