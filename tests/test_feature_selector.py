@@ -195,6 +195,7 @@ def test_the_selector_can_start_from_the_implicit_reward(
 
     start = [f"selector.kind={kind}", f"selector.init={init}", "selector.init_scale=2"]
     start += [f"reference_model.name_or_path={reference_dir}", "selector.lr=1e-12"]
+    start.append("selector.smoothing=none")  # the start itself, unsmoothed
     assert _cli(tmp_path, tiny_model_dir, *files, extra=start) == 0
     scores = pq.read_table(tmp_path / "run" / "scores.parquet").to_pylist()
     model, tok = load_model_and_tokenizer(str(tiny_model_dir))
@@ -232,3 +233,11 @@ def test_auto_starts_from_zeros_without_a_reference(tmp_path, tiny_model_dir, fi
         assert _cli(out, tiny_model_dir, *files, extra=[f"selector.init={init}"]) == 0
         runs[init] = pq.read_table(out / "run" / "scores.parquet").column("logit").to_pylist()
     assert runs["auto"] == runs["zeros"]
+
+
+def test_smoothing_auto_blends_free_logits_only():
+    from sealft.config import SelectorConfig
+
+    assert SelectorConfig().smoothing_method() == "blend"
+    assert SelectorConfig(kind="features").smoothing_method() == "none"
+    assert SelectorConfig(kind="features", smoothing="blend").smoothing_method() == "blend"

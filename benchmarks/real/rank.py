@@ -50,8 +50,10 @@ MAX_LENGTH = 256
 SELECTORS = {
     # With the reference model at hand (selector.init=auto starts from the implicit reward).
     "seal-default": {},
-    # sealft's defaults without a reference model (logits start at zeros).
-    "seal-zeros": {"selector": {"init": "zeros"}},
+    # The same without smoothing.
+    "seal-raw": {"selector": {"smoothing": "none"}},
+    # sealft's defaults before this benchmark: logits from zeros, no smoothing.
+    "seal-zeros": {"selector": {"init": "zeros", "smoothing": "none"}},
     "seal-paper": {
         "selector": {
             "kind": "logits",
@@ -77,6 +79,7 @@ CHEAP = ("random", "dsir", "frozen-loss", "implicit-reward")
 # Every mix gets the cheap rankers and the default selector; the other selector settings
 # run at 10% harmful only, where the issue compares them.
 AT_10 = (
+    "seal-raw",
     "seal-zeros",
     "seal-paper",
     "seal-features",

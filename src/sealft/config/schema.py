@@ -213,13 +213,14 @@ class SelectorConfig(_Strict):
         "score samples the selector never saw",
     )
     features: FeatureConfig = Field(default_factory=FeatureConfig)
-    smoothing: Literal["none", "crossfit", "blend"] = Field(
-        "none",
+    smoothing: Literal["auto", "none", "crossfit", "blend"] = Field(
+        "auto",
         description="crossfit: replace each learned logit by a ridge regression's prediction "
         "from selector.features, fitted on the other folds (5), so that no sample's score "
         "uses its own logit; blend: the standardised learned logit plus the standardised "
         "crossfit prediction (the own measurement kept, its noise pooled with similar "
-        "samples')",
+        "samples'); auto: blend for a logits selector, none for a feature selector (its "
+        "map already pools, and `seal score` then reproduces the run's scores)",
     )
     algorithm: Literal[1, 2] = Field(
         1,
@@ -263,6 +264,12 @@ class SelectorConfig(_Strict):
         "auxiliary model tracks the lower-level solution before its losses are used "
         "(counted within epochs, and never the last one)",
     )
+
+    def smoothing_method(self) -> Literal["none", "crossfit", "blend"]:
+        """selector.smoothing with auto resolved."""
+        if self.smoothing == "auto":
+            return "blend" if self.kind == "logits" else "none"
+        return self.smoothing
 
     def selector_learns(self, epoch: int) -> bool:
         """Warm-up never takes the last epoch: at least one epoch always trains the logits."""

@@ -85,7 +85,7 @@ def _encode_inputs(
 def _features(cfg: SelectRecipeConfig, model, ft: Encoded, device, progress: bool):
     """The selector's features of the fine-tuning samples (None where nothing needs them),
     from the frozen model: before any adapter is attached."""
-    if cfg.selector.kind == "logits" and cfg.selector.smoothing == "none":
+    if cfg.selector.kind == "logits" and cfg.selector.smoothing_method() == "none":
         return None
     return compute_features(
         cfg.selector.features,
@@ -195,11 +195,12 @@ def _refuse_pickled_checkpoint(run_dir: Path, overwrite: bool, replace_stale: bo
 
 
 def final_logits(cfg: SelectRecipeConfig, selector: Selector, features) -> torch.Tensor:
-    """The learned logits, or their cross-fitted smoothing (selector.smoothing)."""
+    """The learned logits, or their smoothing (selector.smoothing)."""
     logits = selector.logits.detach()
-    if cfg.selector.smoothing == "crossfit":
+    smoothing = cfg.selector.smoothing_method()
+    if smoothing == "crossfit":
         logits = crossfit(features[0], logits, seed=cfg.seed)
-    elif cfg.selector.smoothing == "blend":
+    elif smoothing == "blend":
         logits = blend(features[0], logits, seed=cfg.seed)
     return logits
 
