@@ -47,7 +47,7 @@ from ..selection.bilevel import (
 )
 from ..selection.features import compute_features
 from ..selection.selector import FeatureSelector, Selector, weights_of
-from ..selection.smoothing import blend, crossfit
+from ..selection.smoothing import blend, crossfit, standardised
 
 log = logging.getLogger(__name__)
 DONE = "scores.parquet"
@@ -124,7 +124,7 @@ def initial_logits(cfg: SelectRecipeConfig, model, tokenizer, ft: Encoded, devic
         device=device,
         precision=cfg.runtime.precision,
     ).float()
-    return cfg.selector.init_scale * (reward - reward.mean()) / reward.std().clamp(min=1e-6)
+    return cfg.selector.init_scale * standardised(reward)
 
 
 def make_selector(cfg: SelectRecipeConfig, ft: Encoded, features) -> Selector:
