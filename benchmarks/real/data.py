@@ -1,7 +1,7 @@
 """The data of the real-data benchmark: disjoint pools, harmful kinds, mixes, eval sets.
 
     python benchmarks/real/data.py            # N = 500, seeds 0, 1, 2 (mixes in data/full/)
-    python benchmarks/real/data.py --quick    # N = 200, seed 0 (mixes in data/quick/)
+    python benchmarks/real/data.py --quick    # N = 200, seeds 0, 1, 2 (mixes in data/quick/)
 
 Everything is written under benchmarks/.cache/real/data/ and is a deterministic function
 of the files in ../shared/data and the seeds below. The only costly step, the as-shipped
@@ -491,7 +491,7 @@ def build(quick: bool) -> dict[str, Any]:
     write(EVAL / "risky_benign_eval.jsonl", [{"prompt": alpaca_prompt(r)} for r in risky_eval])
     write(EVAL / "physical_unsafe.jsonl", [{"prompt": p} for p in physical_unsafe])
 
-    n, seeds = (N_QUICK, (0,)) if quick else (N_FULL, SEEDS)
+    n, seeds = (N_QUICK if quick else N_FULL), SEEDS
     for kind in KINDS:
         for pct in PCTS:
             for seed in seeds:
@@ -562,7 +562,7 @@ def eval_sets() -> dict[str, tuple[Path, str]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="N = 200 and seed 0 only")
+    ap.add_argument("--quick", action="store_true", help="N = 200 (the quick mixes; seeds 0, 1, 2 as for the full size)")
     args = ap.parse_args()
     if not SHARED.is_dir():
         sys.exit(f"{SHARED}: the shared data folder is missing")
