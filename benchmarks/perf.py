@@ -37,6 +37,8 @@ caches or memory peak), with torch set to every core this process may run on:
     python benchmarks/perf.py          # SmolLM2-135M, 240 Alpaca rows: ~35 min on 2 cores
     python benchmarks/perf.py --smoke  # a tiny model built from a config, 16 rows, two
                                        # measurements at a time: checks the tool (~1 min)
+    python benchmarks/perf.py --device cuda --shape llama3-8b --sft-precisions bf16 \
+        --no-bookkeeping --out perf-gpu.json   # a random Llama-3-8B-shaped model on a GPU
 
 The table is printed as Markdown and written with every raw number to --out. Timings taken
 on a busy machine mean little: the JSON records the 1-minute load average at the start of
@@ -46,6 +48,7 @@ each measurement, and the output warns when it exceeds 1.5. Linux only (it reads
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import importlib.util
 import json
@@ -57,7 +60,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -65,7 +68,8 @@ ROOT = HERE.parent
 RESULTS = HERE / "results"
 SHARED = ROOT.parent / "shared" / "data"
 PAPER = ROOT / "configs" / "paper.yaml"
-LOAD_WARNING = 1.5
+# A 1-minute load average above this share of the usable cores means other work was running.
+BUSY_SHARE = 0.75
 # (comparison, bound) per table row: the goals of issue 11.
 TARGETS: dict[str, tuple[str, float]] = {
     "selector_epoch_defaults": ("<=", 1.2),
@@ -87,9 +91,33 @@ METHOD = {
     "by non-pad tokens, ÷ train_runtime; ÷ the best n×n matmul rate in the same precision",
     "vs_trl": "non-pad tokens × epochs ÷ train_runtime, sealft's over TRL SFTTrainer's, same "
     "token ids, LoRA, batch, epochs, lr, schedule, optimiser; TRL gradient checkpointing off",
-    "memory": "peak RSS (VmHWM) of the child over the phase, reset after the model loads",
+    "memory": "peak RSS (VmHWM) of the child over the phase, reset after the model loads; "
+    "on a GPU also the peak allocation (torch.cuda.max_memory_allocated) over the phase",
     "bookkeeping": "benchmarks/bookkeeping.py, run as a subprocess (or its JSON read back)",
-    "profile": "torch.profiler, CPU, shapes not recorded, one step after one warm-up step",
+    "profile": "torch.profiler, shapes not recorded, one step after one warm-up step; ops by "
+    "self CPU time, or on a GPU by self device time",
+}
+# Model shapes for --shape: random weights, so that a model too large to ship can be timed.
+SHAPES: dict[str, dict] = {
+    "llama3-8b": {
+        "vocab_size": 128_256,
+        "hidden_size": 4096,
+        "intermediate_size": 14_336,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "tie_word_embeddings": False,
+    },
+    # The same vocabulary and head layout at a size that runs anywhere: checks the tool.
+    "llama3-tiny": {
+        "vocab_size": 128_256,
+        "hidden_size": 64,
+        "intermediate_size": 224,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 1,
+        "tie_word_embeddings": False,
+    },
 }
 SMOKE = {
     "rows": 16,
@@ -113,20 +141,38 @@ def _status_kib(field: str) -> int:
     raise KeyError(field)
 
 
-def start_phase() -> dict:
+def start_phase(spec: dict) -> dict:
     """Reset this process's peak RSS to its current RSS, so that the next `end_phase` sees
     the phase's peak and not the model load's (the GGUF de-quantisation peaks higher than
-    training does)."""
+    training does); on a GPU, its peak allocation too."""
     try:
         Path("/proc/self/clear_refs").write_text("5")
         reset = True
     except OSError:
         reset = False
-    return {"rss_before_mib": round(_status_kib("VmRSS") / 1024, 1), "peak_reset": reset}
+    phase = {"rss_before_mib": round(_status_kib("VmRSS") / 1024, 1), "peak_reset": reset}
+    if spec["device"] == "cuda":
+        import torch
+
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        phase["gpu_before_mib"] = round(torch.cuda.memory_allocated() / 2**20, 1)
+    return phase
 
 
-def end_phase(phase: dict) -> dict:
-    return phase | {"peak_rss_mib": round(_status_kib("VmHWM") / 1024, 1)}
+def end_phase(phase: dict, spec: dict) -> dict:
+    out = phase | {"peak_rss_mib": round(_status_kib("VmHWM") / 1024, 1)}
+    if spec["device"] == "cuda":
+        import torch
+
+        out["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return out
+
+
+def device(spec: dict):
+    import torch
+
+    return torch.device(spec["device"])
 
 
 def set_threads(spec: dict) -> None:
@@ -136,9 +182,36 @@ def set_threads(spec: dict) -> None:
 
 
 def load_model(spec: dict):
+    """The model under test: loaded from `spec["model"]`, or a random one of a named shape."""
+    if spec.get("shape"):
+        return random_model(spec)
     from sealft.model.load import load_model_and_tokenizer
 
     return load_model_and_tokenizer(spec["model"])
+
+
+def random_model(spec: dict):
+    """A randomly initialised Llama of `SHAPES[spec["shape"]]`, built in bf16 on the device
+    (8B parameters would take minutes to initialise on the CPU), and `spec["tokenizer"]`."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
+
+    path = Path(spec["tokenizer"])
+    if path.suffix == ".gguf":
+        tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    config = LlamaConfig(**SHAPES[spec["shape"]], max_position_embeddings=spec["max_length"] * 2)
+    if len(tokenizer) > config.vocab_size:
+        raise SystemExit(
+            f"the tokenizer has {len(tokenizer)} tokens, the shape {config.vocab_size}"
+        )
+    torch.manual_seed(0)
+    with torch.device(spec["device"]):
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+    return model, tokenizer
 
 
 def encoded_rows(spec: dict, tokenizer):
@@ -158,16 +231,19 @@ def child_matmul(spec: dict) -> dict:
     import torch
 
     set_threads(spec)
-    n, out = spec["matmul_size"], {}
+    n, out, dev = spec["matmul_size"], {}, device(spec)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     for name, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32)):
         gen = torch.Generator().manual_seed(0)
-        a, b = (torch.randn(n, n, generator=gen).to(dtype) for _ in range(2))
-        c = torch.empty(n, n, dtype=dtype)
+        a, b = (torch.randn(n, n, generator=gen).to(dev, dtype) for _ in range(2))
+        c = torch.empty(n, n, dtype=dtype, device=dev)
         torch.matmul(a, b, out=c)  # the first call picks and warms the kernel
         times = []
         for _ in range(spec["matmul_reps"]):
+            sync()
             start = time.perf_counter()
             torch.matmul(a, b, out=c)
+            sync()
             times.append(time.perf_counter() - start)
         best = min(times)
         out[name] = {"n": n, "best_seconds": best, "flops_per_s": 2 * n**3 / best}
@@ -184,7 +260,7 @@ def finetune_config(spec: dict, output_dir: Path, precision: str, scores: Path |
             "selection": {"scores": str(scores), "p": spec["p"]} if scores else {},
             "tokenize": {"max_length": spec["max_length"]},
             "sft": {"epochs": spec["sft_epochs"], "batch_size": spec["batch_size"]},
-            "runtime": {"device": "cpu", "precision": precision},
+            "runtime": {"device": spec["device"], "precision": precision},
             "output_dir": str(output_dir),
         }
     )
@@ -226,14 +302,14 @@ def run_sft(spec: dict, model, tokenizer, output_dir: Path, precision: str, scor
             self.add_callback(clock)
 
     cfg = finetune_config(spec, output_dir, precision, scores)
-    phase = start_phase()
+    phase = start_phase(spec)
     start = time.perf_counter()
     # `sealft.sft.train` builds its Trainer itself: the clock rides on a subclass put in its
     # place for this call only.
     with mock.patch.object(sealft.sft, "WeightedTrainer", Clocked):
         result = run_finetune(cfg, overwrite=True, progress=False, model=model, tokenizer=tokenizer)
     wall = time.perf_counter() - start
-    phase = end_phase(phase)
+    phase = end_phase(phase, spec)
     runtime = next(
         r["train_runtime"] for r in read_jsonl(output_dir / "metrics.jsonl") if "train_runtime" in r
     )
@@ -260,7 +336,6 @@ def step_flops(spec: dict, model, tokenizer, precision: str) -> dict:
     """FLOPs of one training step's forward and backward pass over the first batch-size
     rows, and the non-pad tokens they hold (FlopCounterMode counts matmuls and attention;
     element-wise work and the optimiser are left out, as model-FLOP-rate conventions do)."""
-    import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     from sealft.data import collate, pad_id
@@ -272,6 +347,7 @@ def step_flops(spec: dict, model, tokenizer, precision: str) -> dict:
     batch = collate(
         [data.input_ids[i] for i in rows], [data.labels[i] for i in rows], pad_id(tokenizer)
     )
+    batch = {k: v.to(device(spec)) for k, v in batch.items()}
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     # The CPU's fused attention kernel has no FLOP formula: eager attention does the same
     # products as matmuls that the counter sees.
@@ -279,7 +355,7 @@ def step_flops(spec: dict, model, tokenizer, precision: str) -> dict:
     base.set_attn_implementation("eager")
     model.train()
     with FlopCounterMode(display=False) as counter:
-        with autocast(torch.device("cpu"), precision):
+        with autocast(device(spec), precision):
             loss = per_sample_loss(model, batch)
         loss.mean().backward()
     model.zero_grad(set_to_none=True)
@@ -318,7 +394,7 @@ def select_config(spec: dict):
         "tokenize.max_length": spec["max_length"],
         "selector_train.batch_size": spec["batch_size"],
         "selector_train.micro_batch_size": None,
-        "runtime.device": "cpu",
+        "runtime.device": spec["device"],
         "runtime.precision": spec["precision"],
         "p": spec["p"],
         "output_dir": str(Path(spec["workdir"]) / f"select-{spec['settings']}"),
@@ -351,7 +427,6 @@ def timed_selector(cfg, trainer) -> list[dict]:
 
 def child_select(spec: dict) -> dict:
     """The selector as `seal select` runs it, then `seal finetune` on its top p."""
-    import torch
 
     from sealft.data import encode_configured, load_sources, pad_id
     from sealft.io import write_dropped, write_parquet
@@ -365,7 +440,7 @@ def child_select(spec: dict) -> dict:
     model, tokenizer = load_model(spec)
     run_dir = Path(cfg.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    phase = start_phase()
+    phase = start_phase(spec)
     start = time.perf_counter()
     finetune, safe = load_sources(cfg.data), load_sources(cfg.safe)
     finetune.samples.sort_by_id()
@@ -383,7 +458,7 @@ def child_select(spec: dict) -> dict:
         pad=pad_id(tokenizer),
         seed=cfg.seed,
         lora=True,
-        device=torch.device("cpu"),
+        device=device(spec),
         run_dir=run_dir,
         progress=False,
     )
@@ -393,8 +468,10 @@ def child_select(spec: dict) -> dict:
     write_dropped(run_dir / "dropped.jsonl", finetune.dropped + ft.dropped)
     write_parquet(run_dir / "scores.parquet", scores)
     seconds = time.perf_counter() - start
-    memory = end_phase(phase)
+    memory = end_phase(phase, spec)
     # The top-p fine-tune starts from the base model, not from the selector's adapters.
+    del trainer, model
+    free(spec)
     model, tokenizer = load_model(spec)
     sft_dir = Path(spec["workdir"]) / f"sft-top-{spec['settings']}"
     sft = run_sft(spec, model, tokenizer, sft_dir, spec["precision"], run_dir / "scores.parquet")
@@ -416,6 +493,8 @@ def child_trl(spec: dict) -> dict:
         import trl
     except ImportError:
         return {"skipped": "TRL is not installed (pip install -e .[bench])"}
+    except Exception as e:  # a TRL that does not match this transformers fails on import
+        return {"skipped": f"TRL does not import here: {type(e).__name__}: {e}"}
     import torch
     from datasets import Dataset
 
@@ -433,7 +512,15 @@ def child_trl(spec: dict) -> dict:
     ]
     dataset = Dataset.from_dict({"input_ids": list(data.input_ids), "completion_mask": masks})
     torch.manual_seed(0)  # the adapter's starting weights, as `seal finetune` seeds them
+    # transformers renamed gradient_checkpointing to activation_checkpointing in 5.x.
+    fields = {f.name for f in dataclasses.fields(trl.SFTConfig)}
+    off = (
+        "activation_checkpointing"
+        if "activation_checkpointing" in fields
+        else "gradient_checkpointing"
+    )
     args = trl.SFTConfig(
+        **{off: False},
         output_dir=str(Path(spec["workdir"]) / f"trl-{precision}"),
         per_device_train_batch_size=spec["batch_size"],
         num_train_epochs=spec["sft_epochs"],
@@ -444,9 +531,8 @@ def child_trl(spec: dict) -> dict:
         adam_beta2=BETAS[1],
         max_length=spec["max_length"],
         completion_only_loss=True,
-        activation_checkpointing=False,
         bf16=precision == "bf16",
-        use_cpu=True,
+        use_cpu=spec["device"] == "cpu",
         save_strategy="no",
         report_to="none",
         logging_steps=10,
@@ -462,7 +548,7 @@ def child_trl(spec: dict) -> dict:
         processing_class=tokenizer,
         callbacks=[clock],
     )
-    phase = start_phase()
+    phase = start_phase(spec)
     runtime = trainer.train().metrics["train_runtime"]
     tokens = int(sum(len(ids) for ids in data.input_ids))
     return {
@@ -473,40 +559,58 @@ def child_trl(spec: dict) -> dict:
         "train_runtime": runtime,
         "epochs_seconds": clock.seconds,
         "tokens_per_s": tokens * spec["sft_epochs"] / runtime,
-        "memory": end_phase(phase),
+        "memory": end_phase(phase, spec),
     }
 
 
-def profile_table(fn: Callable[[], object], rows: int) -> tuple[str, list[dict]]:
-    """One call of `fn` under torch.profiler: the text table and the top ops as data."""
+def free(spec: dict) -> None:
+    """Give a dropped model's GPU memory back before the next one is built."""
+    import gc
+
+    gc.collect()
+    if spec["device"] == "cuda":
+        import torch
+
+        torch.cuda.empty_cache()
+
+
+def profile_table(
+    fn: Callable[[], object], rows: int, on_gpu: bool = False
+) -> tuple[str, list[dict]]:
+    """One call of `fn` under torch.profiler: the text table and the top ops as data, by
+    self CPU time, or on a GPU by self device (kernel) time."""
+    import torch
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU], record_shapes=False) as prof:
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_gpu else [])
+    with profile(activities=activities, record_shapes=False) as prof:
         fn()
+        if on_gpu:
+            torch.cuda.synchronize()
     averages = prof.key_averages()
-    total = sum(e.self_cpu_time_total for e in averages) or 1
-    top = sorted(averages, key=lambda e: e.self_cpu_time_total, reverse=True)[:rows]
+    field = "self_device_time_total" if on_gpu else "self_cpu_time_total"
+    total = sum(getattr(e, field) for e in averages) or 1
+    top = sorted(averages, key=lambda e: getattr(e, field), reverse=True)[:rows]
     ops = [
         {
             "op": e.key,
-            "self_cpu_ms": round(e.self_cpu_time_total / 1000, 2),
-            "share": round(e.self_cpu_time_total / total, 3),
+            f"{field.removesuffix('_time_total')}_ms": round(getattr(e, field) / 1000, 2),
+            "share": round(getattr(e, field) / total, 3),
             "calls": e.count,
         }
         for e in top
     ]
-    return averages.table(sort_by="self_cpu_time_total", row_limit=rows), ops
+    return averages.table(sort_by=field, row_limit=rows), ops
 
 
-def _sft_step(model, batch, optimizer, precision: str) -> None:
+def _sft_step(model, batch, optimizer, precision: str, dev) -> None:
     """What the Trainer's step computes for `seal finetune`: the per-sample loss under the
     run's autocast, its backward pass and one AdamW step."""
-    import torch
 
     from sealft.model.load import autocast
     from sealft.model.losses import per_sample_loss
 
-    with autocast(torch.device("cpu"), precision):
+    with autocast(dev, precision):
         loss = per_sample_loss(model, batch).mean()
     loss.backward()
     optimizer.step()
@@ -539,7 +643,7 @@ def child_profile(spec: dict) -> dict:
         pad=pad_id(tokenizer),
         seed=cfg.seed,
         lora=True,
-        device=torch.device("cpu"),
+        device=device(spec),
         progress=False,
     )
     ft_idx, safe_idx = torch.arange(min(b, len(ft))), torch.arange(min(b, len(sf)))
@@ -556,15 +660,17 @@ def child_profile(spec: dict) -> dict:
     batch = collate(
         [data.input_ids[i] for i in rows], [data.labels[i] for i in rows], pad_id(tokenizer)
     )
+    batch = {k: v.to(device(spec)) for k, v in batch.items()}
+    model.to(device(spec))
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-4)
 
     def sft_step() -> None:
-        _sft_step(model, batch, optimizer, spec["precision"])
+        _sft_step(model, batch, optimizer, spec["precision"], device(spec))
 
     text, out = [], {}
     for name, fn in (("selector step (defaults, learning)", selector_step), ("SFT step", sft_step)):
         fn()
-        table, ops = profile_table(fn, spec["profile_rows"])
+        table, ops = profile_table(fn, spec["profile_rows"], spec["device"] == "cuda")
         text.append(
             f"## {name}: batch {b}, length ≤ {spec['max_length']}, {spec['precision']}\n\n{table}"
         )
@@ -595,7 +701,7 @@ def run_child(name: str, spec: dict) -> dict:
         "TOKENIZERS_PARALLELISM": "false",
     }
     load = os.getloadavg()[0]
-    if load > LOAD_WARNING:
+    if load > busy_load():
         print(
             f"warning: load average {load:.2f} at the start of {name}: timings not trustworthy",
             file=sys.stderr,
@@ -606,13 +712,24 @@ def run_child(name: str, spec: dict) -> dict:
         argv + ["--result", str(result_file)], capture_output=True, text=True, env=env, check=False
     )
     if done.returncode:
-        raise RuntimeError(f"child {name} failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
+        # One failed measurement must not cost the others: the table says which failed.
+        print(f"child {name} failed:", done.stderr[-4000:], file=sys.stderr)
+        return {"failed": f"exit {done.returncode}: {_last_line(done.stderr)}"}
     # The child's whole life, imports and model loading included: what a run costs.
     wall = round(time.perf_counter() - start, 2)
     return json.loads(result_file.read_text()) | {
         "load_at_start": round(load, 2),
         "child_wall_seconds": wall,
     }
+
+
+def busy_load() -> float:
+    """The load average above which timings are not trustworthy (1.5 on 2 cores)."""
+    return BUSY_SHARE * len(os.sched_getaffinity(0))
+
+
+def _last_line(text: str) -> str:
+    return (text.strip().splitlines() or ["no message"])[-1]
 
 
 def bookkeeping(args: argparse.Namespace) -> dict:
@@ -706,6 +823,16 @@ def hardware() -> dict:
     }
 
 
+def gpu(device_name: str) -> dict:
+    """The GPU's name and memory, where the run is on one."""
+    if device_name != "cuda":
+        return {}
+    import torch
+
+    props = torch.cuda.get_device_properties(0)
+    return {"gpu": props.name, "gpu_memory_gib": round(props.total_memory / 2**30, 1)}
+
+
 def versions() -> dict:
     import accelerate
     import datasets
@@ -755,6 +882,7 @@ def judge(key: str, value: float | None) -> tuple[str, str]:
 
 def _row(key: str | None, what: str, value: float | None, shown: str, detail: str) -> dict:
     target, met = judge(key, value) if key else ("—", "—")
+    met = "failed" if shown == "failed" else met
     return {
         "id": key,
         "measurement": what,
@@ -766,13 +894,25 @@ def _row(key: str | None, what: str, value: float | None, shown: str, detail: st
     }
 
 
+def _failure(*records: dict | None) -> str | None:
+    """Why a row cannot be computed: the first failed or missing measurement it needs."""
+    for r in records:
+        if r is None or "failed" in r:
+            return r["failed"] if r else "not measured"
+    return None
+
+
 def selector_rows(m: dict, epochs: float, precision: str) -> list[dict]:
-    rows, sft = [], m[f"finetune-{precision}"]
+    rows, sft = [], m.get(f"finetune-{precision}")
     for settings, what in (
         ("defaults", "sealft defaults: Alg. 1, first 4 response tokens"),
         ("paper", "paper's settings: Alg. 2, all response tokens"),
     ):
-        sel = m[f"select-{settings}"]
+        sel = m.get(f"select-{settings}")
+        if why := _failure(sft, sel):
+            for key in ("selector_epoch", "end_to_end"):
+                rows.append(_row(f"{key}_{settings}", f"{key} ({settings})", None, "failed", why))
+            continue
         *earlier, last = sel["epochs"]
         sft_epoch = sft["epochs_seconds"][-1]
         ratio = last["seconds"] / sft_epoch
@@ -780,6 +920,11 @@ def selector_rows(m: dict, epochs: float, precision: str) -> list[dict]:
             f"peak RSS {sel['memory']['peak_rss_mib']:.0f} vs "
             f"{sft['memory']['peak_rss_mib']:.0f} MiB"
         )
+        if "peak_gpu_mib" in sel["memory"]:
+            memory += (
+                f", peak GPU {sel['memory']['peak_gpu_mib'] / 1024:.1f} vs "
+                f"{sft['memory']['peak_gpu_mib'] / 1024:.1f} GiB"
+            )
         before = "".join(
             f"; epoch {e['epoch']} ({'learning' if e['learning'] else 'warm-up'}, "
             f"γ={e['gamma']:g}) {e['seconds']:.1f} s"
@@ -813,21 +958,26 @@ def selector_rows(m: dict, epochs: float, precision: str) -> list[dict]:
 
 
 def hardware_rows(m: dict, precision: str) -> list[dict]:
-    sft, roof = m[f"finetune-{precision}"], m["matmul"][precision]
-    ratio = sft["flops"]["flops_per_s"] / roof["flops_per_s"]
-    rows = [
-        _row(
-            "flop_rate",
-            f"training FLOP rate ÷ {roof['n']}² matmul rate, {precision}",
-            ratio,
-            f"{ratio:.2f}",
-            f"{sft['flops']['flops_per_s'] / 1e9:.1f} ÷ {roof['flops_per_s'] / 1e9:.1f} GFLOP/s",
-        )
-    ]
+    sft, matmul = m.get(f"finetune-{precision}"), m.get("matmul")
+    if why := _failure(sft, matmul):
+        rows = [_row("flop_rate", "training FLOP rate ÷ matmul rate", None, "failed", why)]
+    else:
+        roof = matmul[precision]
+        ratio = sft["flops"]["flops_per_s"] / roof["flops_per_s"]
+        rows = [
+            _row(
+                "flop_rate",
+                f"training FLOP rate ÷ {roof['n']}² matmul rate, {precision}",
+                ratio,
+                f"{ratio:.2f}",
+                f"{sft['flops']['flops_per_s'] / 1e9:.1f} ÷ "
+                f"{roof['flops_per_s'] / 1e9:.1f} GFLOP/s",
+            )
+        ]
     for p in ("fp32", "bf16"):
         seal, trl = m.get(f"finetune-{p}"), m.get(f"trl-{p}")
-        if seal is None or trl is None or "skipped" in trl:
-            note = trl["skipped"] if trl and "skipped" in trl else "not measured"
+        if _failure(seal, trl) or "skipped" in trl:
+            note = trl["skipped"] if trl and "skipped" in trl else _failure(seal, trl)
             rows.append(
                 _row(
                     f"vs_trl_{p}",
@@ -876,10 +1026,10 @@ def bookkeeping_rows(book: dict) -> list[dict]:
 def caption(record: dict) -> str:
     s, hw = record["setup"], record["hardware"]
     model = Path(s["model"]).name if not record["smoke"] else "tiny Llama (smoke run)"
+    where = f"{hw['gpu']}" if "gpu" in hw else f"{hw['cpu']}, {s['threads']} torch thread(s)"
     return (
         f"{model}: {s['rows']} rows, batch {s['batch_size']}, length ≤ {s['max_length']}, "
-        f"{s['precision']}, LoRA {s['lora']}; {hw['cpu']}, {s['threads']} torch thread(s); "
-        f"{record['date']}"
+        f"{s['precision']}, LoRA {s['lora']}; {where}; {record['date']}"
     )
 
 
@@ -895,18 +1045,24 @@ def markdown(rows: list[dict]) -> str:
 # --------------------------------------------------------------------------- main
 
 
-def measure(spec: dict, jobs: int) -> dict:
-    """Every child measurement, `jobs` at a time, started in a fixed order."""
+def measure(spec: dict, jobs: int, partial: Path) -> dict:
+    """Every child measurement, `jobs` at a time, started in a fixed order. Each result is
+    also written to `partial` as it comes, so that a run stopped midway keeps what it had."""
     plan = {"matmul": ("matmul", spec)}
-    for p in ("fp32", "bf16"):
+    for p in spec["sft_precisions"]:
         plan[f"finetune-{p}"] = ("finetune", spec | {"sft_precision": p})
         plan[f"trl-{p}"] = ("trl", spec | {"sft_precision": p})
     for settings in ("defaults", "paper"):
         plan[f"select-{settings}"] = ("select", spec | {"settings": settings})
     plan["profile"] = ("profile", spec)
+    plan = {k: v for k, v in plan.items() if not spec.get("only") or k in spec["only"]}
+    done: dict[str, dict] = {}
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        running = {key: pool.submit(run_child, name, s) for key, (name, s) in plan.items()}
-        return {key: future.result() for key, future in running.items()}
+        running = {pool.submit(run_child, name, s): key for key, (name, s) in plan.items()}
+        for future in as_completed(running):
+            done[running[future]] = future.result()
+            partial.write_text(json.dumps(done, indent=1) + "\n", encoding="utf-8")
+    return {key: done[key] for key in plan}
 
 
 def make_spec(args: argparse.Namespace, workdir: Path, precision: str) -> dict:
@@ -927,6 +1083,11 @@ def make_spec(args: argparse.Namespace, workdir: Path, precision: str) -> dict:
         "profile_rows": args.profile_rows,
         "profile_out": str(args.profile_out or workdir / "perf-profile.txt"),
         "workdir": str(workdir),
+        "device": args.device,
+        "shape": args.shape,
+        "tokenizer": args.tokenizer,
+        "sft_precisions": args.sft_precisions,
+        "only": args.only,
     }
 
 
@@ -935,18 +1096,21 @@ def run(args: argparse.Namespace) -> dict:
 
     from sealft.model.load import bf16_supported
 
-    cpu = torch.device("cpu")
+    dev = torch.device(args.device)
     precision = (
-        args.precision if args.precision != "auto" else ("bf16" if bf16_supported(cpu) else "fp32")
+        args.precision if args.precision != "auto" else ("bf16" if bf16_supported(dev) else "fp32")
     )
     started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     with tempfile.TemporaryDirectory(prefix="sealft-perf-") as tmp:
         workdir = Path(tmp)
         spec = make_spec(args, workdir, precision)
-        if args.smoke and args.model is None:
+        if args.smoke and args.model is None and not args.shape:
             spec["model"] = build_tiny_model(spec, workdir / "tiny-model")
+        if args.shape:
+            spec["model"] = f"random {args.shape}"
+            spec["tokenizer"] = spec["tokenizer"] or smollm_gguf()
         spec["model"] = spec["model"] or smollm_gguf()
-        m = measure(spec, args.jobs)
+        m = measure(spec, args.jobs, args.out.with_suffix(".partial.json"))
         book = bookkeeping(args)
     rows = (
         selector_rows(m, args.sft_epochs, precision)
@@ -956,13 +1120,13 @@ def run(args: argparse.Namespace) -> dict:
     loads = {
         k: v["load_at_start"] for k, v in m.items() if isinstance(v, dict) and "load_at_start" in v
     }
-    busy = {k: v for k, v in loads.items() if v > LOAD_WARNING}
+    busy = {k: v for k, v in loads.items() if v > busy_load()}
     warnings = []
     if args.jobs > 1:
         warnings.append(f"{args.jobs} measurements ran at once: these timings only check the tool")
     if busy:
         warnings.append(
-            f"load average above {LOAD_WARNING} at the start of {len(busy)} of {len(loads)} "
+            f"load average above {busy_load():g} at the start of {len(busy)} of {len(loads)} "
             f"measurements (up to {max(busy.values()):.2f}): these timings are not trustworthy"
         )
     setup = {k: v for k, v in spec.items() if k not in ("workdir", "profile_out")}
@@ -977,11 +1141,11 @@ def run(args: argparse.Namespace) -> dict:
         "runs; its numbers say nothing about sealft's speed"
         if args.smoke
         else None,
-        "hardware": hardware(),
+        "hardware": hardware() | gpu(args.device),
         "threads": args.threads,
         "jobs": args.jobs,
         "versions": versions(),
-        "setup": setup | {"lora": "r16 α16 on q_proj, v_proj", "device": "cpu"},
+        "setup": setup | {"lora": "r16 α16 on q_proj, v_proj"},
         "method": METHOD,
         "table": rows,
         "warnings": warnings,
@@ -1041,6 +1205,30 @@ def _workload_options(ap: argparse.ArgumentParser) -> None:
     ap.add_argument(
         "--p", type=float, default=0.8, help="fraction kept for (b) (default: %(default)s)"
     )
+    ap.add_argument(
+        "--device",
+        choices=["cpu", "cuda"],
+        default="cpu",
+        help="where every run trains (default: %(default)s); on cuda, memory is the peak GPU "
+        "allocation and the profile ranks kernels",
+    )
+    ap.add_argument(
+        "--shape",
+        choices=sorted(SHAPES),
+        help="time a randomly initialised Llama of this shape (bf16 weights, built on "
+        "--device) instead of --model; llama3-8b is Llama-3-8B's",
+    )
+    ap.add_argument(
+        "--tokenizer",
+        help="the tokenizer of a --shape model: a folder or a .gguf (default: SmolLM2's)",
+    )
+    ap.add_argument(
+        "--sft-precisions",
+        type=lambda text: text.split(","),
+        default=["fp32", "bf16"],
+        help="precisions of (d), comma-separated (default: fp32,bf16; a --shape model has "
+        "bf16 weights, so bf16 alone there)",
+    )
 
 
 def _run_options(ap: argparse.ArgumentParser) -> None:
@@ -1096,6 +1284,13 @@ def _run_options(ap: argparse.ArgumentParser) -> None:
         help="stop bookkeeping.py after this many seconds (default: %(default)s)",
     )
     ap.add_argument("--no-bookkeeping", action="store_true", help="leave out (e)")
+    ap.add_argument(
+        "--only",
+        type=lambda text: text.split(","),
+        help="run only these measurements, comma-separated (matmul, finetune-bf16, trl-bf16, "
+        "select-defaults, select-paper, profile, …); the rows they feed, the others 'not "
+        "measured'",
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -1129,9 +1324,10 @@ def main(argv: list[str] | None = None) -> None:
     for path in (args.data, args.safe):
         if not path.exists():
             raise SystemExit(f"{path}: no such data file (the shared data sets live in {SHARED})")
-    record = run(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    record = run(args)
     args.out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    args.out.with_suffix(".partial.json").unlink(missing_ok=True)
     print(caption(record) + "\n\n" + markdown(record["table"]))
     for line in record["warnings"]:
         print(f"warning: {line}", file=sys.stderr)

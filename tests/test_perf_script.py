@@ -42,6 +42,7 @@ def spec(tmp_path, tiny_model_dir) -> dict:
         "profile_rows": 5,
         "profile_out": str(tmp_path / "profile.txt"),
         "workdir": str(tmp_path),
+        "device": "cpu",
     }
 
 
@@ -171,3 +172,44 @@ def test_smoke_sizes_and_outputs(perf):
     assert (full.rows, full.max_length, full.batch_size) == (240, 128, 8)
     assert full.out.name == "perf.json" and full.profile_out.name == "perf-profile.txt"
     assert full.jobs == 1
+
+
+def test_random_shape_model_runs_a_selector(perf, spec, tiny_model_dir):
+    """--shape: a random Llama of a named shape (here Llama-3's vocabulary and head layout at
+    a tiny size) in bf16 with a tokenizer of another model, through the selector."""
+    shaped = spec | {"shape": "llama3-tiny", "tokenizer": str(tiny_model_dir), "precision": "bf16"}
+    model, tokenizer = perf.load_model(shaped)
+    assert model.config.vocab_size == 128_256 and model.config.num_key_value_heads == 1
+    assert str(model.dtype) == "torch.bfloat16" and len(tokenizer) <= 128_256
+    out = perf.child_select(shaped | {"settings": "defaults"})
+    assert out["epochs"][-1]["learning"] and out["sft_top_p"]["rows"] == 6
+
+
+def test_failed_child_is_a_failed_row_and_the_rest_are_kept(perf, spec, tmp_path):
+    out = perf.run_child("select", spec | {"settings": "defaults", "model": "/no/such/model"})
+    assert "failed" in out and "no such model folder" in out["failed"]
+    m = _measurements(trl_skipped=False) | {"select-paper": out}
+    rows = {r["id"]: r for r in perf.selector_rows(m, 2, "bf16")}
+    assert rows["selector_epoch_paper"]["met"] == "failed"
+    assert rows["selector_epoch_defaults"]["met"] == "met"
+
+
+def test_measure_writes_each_result_as_it_comes(perf, spec, tmp_path, monkeypatch):
+    seen = []
+
+    def fake_child(name: str, s: dict) -> dict:
+        seen.append(name)
+        return {"name": name}
+
+    monkeypatch.setattr(perf, "run_child", fake_child)
+    partial = tmp_path / "perf.partial.json"
+    m = perf.measure(spec | {"sft_precisions": ["bf16"]}, 1, partial)
+    assert list(m) == [
+        "matmul",
+        "finetune-bf16",
+        "trl-bf16",
+        "select-defaults",
+        "select-paper",
+        "profile",
+    ]
+    assert json.loads(partial.read_text()) == m
