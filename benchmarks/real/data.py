@@ -562,7 +562,7 @@ def eval_sets() -> dict[str, tuple[Path, str]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="N = 200 (the quick mixes; seeds 0, 1, 2 as for the full size)")
+    ap.add_argument("--quick", action="store_true", help="N = 200, seeds 0, 1, 2")
     args = ap.parse_args()
     if not SHARED.is_dir():
         sys.exit(f"{SHARED}: the shared data folder is missing")

@@ -42,7 +42,7 @@ from .config.schema import NonFinite
 from .data import DataError, Encoded, Sample, collate, pad_id
 from .distributed import launched_processes
 from .io import append_jsonl, trim_jsonl
-from .model.load import device_for, use_bf16
+from .model.load import attention_for, device_for, use_bf16
 from .model.losses import per_sample_loss
 from .model.optim import BETAS
 from .progress import progress_bar
@@ -119,14 +119,26 @@ class WeightedTrainer(Trainer):
     """The loss of a batch is (1/|B|) Σ_i w_i ℓ_i, ℓ_i the mean NLL of sample i's
     response: the objective SEAL's lower level weights, and plain SFT when all w_i = 1."""
 
-    def __init__(self, *args, sample_ids: list[str], on_nonfinite: NonFinite, **kwargs):
+    def __init__(
+        self,
+        *args,
+        sample_ids: list[str],
+        on_nonfinite: NonFinite,
+        attention: str = "model",
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         # A per-batch mean: the Trainer divides it over gradient-accumulation steps.
         self.loss_is_scaled_for_ga = False
         self.sample_ids, self.on_nonfinite = sample_ids, on_nonfinite
+        self.attention = attention
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         weight, rows = inputs.pop("weight"), inputs.pop("row")
+        with attention_for(model, self.attention, inputs["input_ids"]):
+            return self._weighted_loss(model, inputs, weight, rows, return_outputs)
+
+    def _weighted_loss(self, model, inputs, weight, rows, return_outputs: bool):
         losses = per_sample_loss(model, inputs)
         bad = ~torch.isfinite(losses.detach())
         if bad.any():
@@ -272,6 +284,7 @@ def train(
         callbacks=[_JsonlLog(run_dir / "metrics.jsonl"), _Progress(progress and main)],
         sample_ids=[s.sample_id for s in data.samples],
         on_nonfinite=cfg.on_nonfinite,
+        attention=runtime.attention,
     )
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)

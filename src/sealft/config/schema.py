@@ -286,6 +286,13 @@ class RuntimeConfig(_Strict):
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="auto: bf16 autocast where the hardware runs it fast"
     )
+    attention: Literal["auto", "model", "eager", "sdpa"] = Field(
+        "auto",
+        description="attention kernel of the training passes (selector and SFT). auto: eager "
+        "on a CPU for batches of at most 256 tokens (PyTorch's fused attention backward is "
+        "slow there: a training step ran 15-35% faster, BENCHMARKS.md), else the model's; "
+        "model: the one it was loaded with; eager, sdpa: always that one",
+    )
 
 
 class SelectorTrainConfig(_Strict):

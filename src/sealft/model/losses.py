@@ -24,7 +24,7 @@ from torch.utils.checkpoint import checkpoint
 
 from ..data.tokenize import Encoded, collate
 from ..progress import progress_bar
-from .load import autocast
+from .load import attention_for, autocast
 
 # Causal LMs whose forward (transformers 5.x, checked in the source) computes
 # `logits = lm_head(body(...)[0])` with nothing after the head. Scaled or soft-capped heads
@@ -179,11 +179,13 @@ def losses_and_backward(
     device,
     precision: str,
     micro: int | None,
+    attention: str = "model",
 ) -> torch.Tensor:
     """Per-sample losses of `idx`; backpropagates Σ_i coef_i·ℓ_i unless `coef` is None.
 
     The batch is cut into micro-batches with gradients accumulated, so a large batch fits
-    in memory; the result is the same as one pass over the whole batch.
+    in memory; the result is the same as one pass over the whole batch. `attention`
+    (runtime.attention) picks the kernel of the passes that backpropagate.
     """
     chunks = []
     offset = 0
@@ -194,13 +196,15 @@ def losses_and_backward(
             with torch.no_grad(), autocast(device, precision):
                 loss = per_sample_loss(model, batch)
         else:
-            with autocast(device, precision):
+            with attention_for(model, attention, batch["input_ids"]), autocast(device, precision):
                 loss = per_sample_loss(model, batch)
             c = coef if isinstance(coef, float) else coef[offset : offset + len(part)].to(device)
             (loss * c).sum().backward()
-        chunks.append(loss.detach().float().cpu())
+        chunks.append(loss.detach().float())
         offset += len(part)
-    return torch.cat(chunks)
+    # One copy to the host per call, not per micro-batch: on a GPU each copy makes the host
+    # wait for the pass before it can queue the next one.
+    return torch.cat(chunks).cpu()
 
 
 def sample_losses(

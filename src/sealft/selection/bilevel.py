@@ -138,6 +138,7 @@ class BilevelTrainer:
         if len(finetune) == 0 or len(safe) == 0:
             raise ValueError("both the fine-tuning and the safe set need at least one sample")
         self.cfg, self.train_cfg, self.precision = selector_cfg, train_cfg, runtime.precision
+        self.attention = runtime.attention
         self.finetune, self.safe, self.pad, self.seed = finetune, safe, pad, seed
         self.device, self.progress, self.world = device, progress, world
         self.selector = selector or Selector(
@@ -159,6 +160,7 @@ class BilevelTrainer:
             "device": self.device,
             "precision": self.precision,
             "micro": self.train_cfg.micro_batch_size,
+            "attention": self.attention,
         }
 
     def upper_backward(
