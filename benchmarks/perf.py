@@ -41,8 +41,9 @@ caches or memory peak), with torch set to every core this process may run on:
         --no-bookkeeping --out perf-gpu.json   # a random Llama-3-8B-shaped model on a GPU
 
 The table is printed as Markdown and written with every raw number to --out. Timings taken
-on a busy machine mean little: the JSON records the 1-minute load average at the start of
-each measurement, and the output warns when it exceeds 1.5. Linux only (it reads /proc).
+on a busy machine mean little: the JSON records how busy the CPUs were (other processes'
+share of CPU time over one second) at the start of each measurement, and the output warns
+when it exceeds 25%. Linux only (it reads /proc).
 """
 
 from __future__ import annotations
@@ -68,8 +69,10 @@ ROOT = HERE.parent
 RESULTS = HERE / "results"
 SHARED = ROOT.parent / "shared" / "data"
 PAPER = ROOT / "configs" / "paper.yaml"
-# A 1-minute load average above this share of the usable cores means other work was running.
-BUSY_SHARE = 0.75
+# CPU time used by other processes in the second before a measurement, as a share of all
+# cores, above which its timing is not trustworthy. (The load average cannot tell: it still
+# counts the previous child for a minute after it ended.)
+BUSY_SHARE = 0.25
 # (comparison, bound) per table row: the goals of issue 11.
 TARGETS: dict[str, tuple[str, float]] = {
     "selector_epoch_defaults": ("<=", 1.2),
@@ -692,7 +695,7 @@ CHILDREN: dict[str, Callable[[dict], dict]] = {
 
 
 def run_child(name: str, spec: dict) -> dict:
-    """One measurement in a fresh process; its result, and the load average it started at."""
+    """One measurement in a fresh process; its result, and how busy the CPUs were before it."""
     result_file = Path(spec["workdir"]) / f"result-{name}-{time.monotonic_ns()}.json"
     threads = str(spec["threads"])
     env = os.environ | {
@@ -700,10 +703,10 @@ def run_child(name: str, spec: dict) -> dict:
         "MKL_NUM_THREADS": threads,
         "TOKENIZERS_PARALLELISM": "false",
     }
-    load = os.getloadavg()[0]
-    if load > busy_load():
+    load = cpu_busy()
+    if load > BUSY_SHARE:
         print(
-            f"warning: load average {load:.2f} at the start of {name}: timings not trustworthy",
+            f"warning: the CPUs were {load:.0%} busy before {name}: timings not trustworthy",
             file=sys.stderr,
         )
     argv = [sys.executable, __file__, "--child", name, "--spec", json.dumps(spec)]
@@ -718,14 +721,23 @@ def run_child(name: str, spec: dict) -> dict:
     # The child's whole life, imports and model loading included: what a run costs.
     wall = round(time.perf_counter() - start, 2)
     return json.loads(result_file.read_text()) | {
-        "load_at_start": round(load, 2),
+        "cpu_busy_at_start": round(load, 3),
         "child_wall_seconds": wall,
     }
 
 
-def busy_load() -> float:
-    """The load average above which timings are not trustworthy (1.5 on 2 cores)."""
-    return BUSY_SHARE * len(os.sched_getaffinity(0))
+def cpu_busy(seconds: float = 1.0) -> float:
+    """Share of all CPU time that was not idle over the next `seconds` (from /proc/stat):
+    what other processes take, since this one sleeps meanwhile."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return fields[3] + fields[4], sum(fields)  # idle + iowait, total
+
+    idle0, total0 = sample()
+    time.sleep(seconds)
+    idle1, total1 = sample()
+    return 1 - (idle1 - idle0) / max(1, total1 - total0)
 
 
 def _last_line(text: str) -> str:
@@ -744,7 +756,7 @@ def bookkeeping(args: argparse.Namespace) -> dict:
     argv = [sys.executable, str(script), "--rows", str(args.bookkeeping_rows)]
     # A smoke run must not overwrite the real numbers in bookkeeping.json.
     argv += ["--no-write"] if args.smoke else []
-    load = os.getloadavg()[0]
+    load = cpu_busy()
     # Its own session, so that a run past the timeout ends with every process it started.
     proc = subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
@@ -760,7 +772,7 @@ def bookkeeping(args: argparse.Namespace) -> dict:
         return {"skipped": f"bookkeeping.py failed (exit {proc.returncode}): {tail}"}
     return {
         "source": " ".join(argv[1:]),
-        "load_at_start": round(load, 2),
+        "cpu_busy_at_start": round(load, 3),
         "rows": parse_bookkeeping(stdout),
     }
 
@@ -1118,16 +1130,19 @@ def run(args: argparse.Namespace) -> dict:
         + bookkeeping_rows(book)
     )
     loads = {
-        k: v["load_at_start"] for k, v in m.items() if isinstance(v, dict) and "load_at_start" in v
+        k: v["cpu_busy_at_start"]
+        for k, v in m.items()
+        if isinstance(v, dict) and "cpu_busy_at_start" in v
     }
-    busy = {k: v for k, v in loads.items() if v > busy_load()}
+    busy = {k: v for k, v in loads.items() if v > BUSY_SHARE}
     warnings = []
     if args.jobs > 1:
         warnings.append(f"{args.jobs} measurements ran at once: these timings only check the tool")
     if busy:
         warnings.append(
-            f"load average above {busy_load():g} at the start of {len(busy)} of {len(loads)} "
-            f"measurements (up to {max(busy.values()):.2f}): these timings are not trustworthy"
+            f"other processes took over {BUSY_SHARE:.0%} of the CPUs before {len(busy)} of "
+            f"{len(loads)} measurements (up to {max(busy.values()):.0%}): these timings are not "
+            "trustworthy"
         )
     setup = {k: v for k, v in spec.items() if k not in ("workdir", "profile_out")}
     if args.smoke:
