@@ -608,12 +608,14 @@ def profile_table(
 
 def _sft_step(model, batch, optimizer, precision: str, dev) -> None:
     """What the Trainer's step computes for `seal finetune`: the per-sample loss under the
-    run's autocast, its backward pass and one AdamW step."""
+    run's autocast and attention, its backward pass and one AdamW step."""
 
-    from sealft.model.load import autocast
+    from sealft.config import RuntimeConfig
+    from sealft.model.load import attention_for, autocast
     from sealft.model.losses import per_sample_loss
 
-    with autocast(dev, precision):
+    attention = RuntimeConfig().attention  # what `seal finetune` trains with by default
+    with attention_for(model, attention, batch["input_ids"]), autocast(dev, precision):
         loss = per_sample_loss(model, batch).mean()
     loss.backward()
     optimizer.step()
