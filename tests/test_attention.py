@@ -80,3 +80,9 @@ def test_sft_trains_with_the_runtime_attention(tiny_model_dir, tmp_path):
     sft.train(model, tok, data, settings, runtime, run_dir=tmp_path / "run", progress=False)
     assert seen == ["eager", "eager"]
     assert model.get_base_model().config._attn_implementation == "sdpa"
+
+
+def test_a_model_without_an_attention_setting_is_left_alone():
+    plain = torch.nn.Linear(2, 2)
+    with attention_for(plain, "eager", torch.zeros(1, 4, dtype=torch.long)):
+        assert not hasattr(plain, "config")

@@ -119,7 +119,7 @@ def attention_for(model, setting: str, input_ids: torch.Tensor):
     `training_attention` picks for `input_ids`, and restore the model's own afterwards."""
     wanted = training_attention(setting, input_ids.device, input_ids.shape[-1])
     base = _innermost(model)
-    before = getattr(base.config, "_attn_implementation", None)
+    before = getattr(getattr(base, "config", None), "_attn_implementation", None)
     if wanted is None or wanted == before or not hasattr(base, "set_attn_implementation"):
         yield
         return
