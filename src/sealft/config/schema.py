@@ -290,7 +290,7 @@ class RuntimeConfig(_Strict):
         "auto",
         description="attention kernel of the training passes (selector and SFT). auto: eager "
         "on a CPU for batches of at most 256 tokens (PyTorch's fused attention backward is "
-        "slow there: a training step ran 15-35% faster, BENCHMARKS.md), else the model's; "
+        "slow there: a training pass ran 15-25% faster, BENCHMARKS.md), else the model's; "
         "model: the one it was loaded with; eager, sdpa: always that one",
     )
 

@@ -100,8 +100,9 @@ def device_for(requested: str = "auto") -> torch.device:
 
 
 # The longest batch (tokens) that auto trains with eager attention on a CPU: measured on
-# SmolLM2-135M (LoRA, bf16, 2 threads) eager won at 46 and 128 tokens, tied at 256 and lost
-# from 512 on, where its seq² attention matrices cost more than the fused kernel saves.
+# SmolLM2-135M (LoRA, bf16, 2 threads; benchmarks/attention.py) eager took 0.75-0.85 of
+# SDPA's time at 108 to 256 tokens and 1.19-1.51 of it at 512 and 1024, where its seq²
+# attention matrices cost more than the fused kernel saves.
 EAGER_CPU_MAX_TOKENS = 256
 
 
