@@ -16,6 +16,7 @@ from transformers import (
 
 from sealft.data.tokenize import collate
 from sealft.model import losses
+from sealft.model.load import unwrap_parallel
 from sealft.model.lora import adapter_parameters
 from sealft.model.losses import lean_parts, per_sample_loss
 
@@ -271,3 +272,15 @@ def test_data_parallel_wrapper_takes_the_lean_path(lean_only):
     wrapped = DistributedDataParallel(inner)
     assert lean_parts(wrapped) == lean_parts(inner) is not None
     assert_lean_equals_full(wrapped, sft_batch(k=4))
+
+
+class FullyShardedDataParallel(DistributedDataParallel):
+    """Stands in for a wrapper whose forward does more than call the wrapped model's."""
+
+
+def test_other_wrappers_keep_the_full_path_but_are_unwrapped_for_settings():
+    inner = with_lora(tiny_llama())
+    wrapped = FullyShardedDataParallel(inner)
+    assert lean_parts(wrapped) is None
+    assert unwrap_parallel(wrapped) is inner
+    assert unwrap_parallel(wrapped, transparent_only=True) is wrapped

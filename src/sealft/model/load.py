@@ -131,10 +131,23 @@ def attention_for(model, setting: str, input_ids: torch.Tensor):
         base.set_attn_implementation(before)
 
 
+# Data-parallel wrappers whose forward is the wrapped model's forward, unchanged.
+TRANSPARENT_WRAPPERS = frozenset({"DistributedDataParallel", "DeepSpeedEngine"})
+
+
+def unwrap_parallel(model, *, transparent_only: bool = False):
+    """The model inside data-parallel wrappers (anything holding it as `.module`; with
+    `transparent_only`, only the TRANSPARENT_WRAPPERS)."""
+    while isinstance(getattr(model, "module", None), torch.nn.Module) and (
+        not transparent_only or type(model).__name__ in TRANSPARENT_WRAPPERS
+    ):
+        model = model.module
+    return model
+
+
 def _innermost(model):
     """The transformers model inside data-parallel and PEFT wrappers."""
-    while isinstance(getattr(model, "module", None), torch.nn.Module):
-        model = model.module
+    model = unwrap_parallel(model)
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 

@@ -24,7 +24,7 @@ from torch.utils.checkpoint import checkpoint
 
 from ..data.tokenize import Encoded, collate
 from ..progress import progress_bar
-from .load import attention_for, autocast
+from .load import attention_for, autocast, unwrap_parallel
 
 # Causal LMs whose forward (transformers 5.x, checked in the source) computes
 # `logits = lm_head(body(...)[0])` with nothing after the head. Scaled or soft-capped heads
@@ -56,8 +56,6 @@ _PLAIN_HEAD_MODELS = frozenset(
     }
 )
 
-_PARALLEL_WRAPPERS = frozenset({"DistributedDataParallel", "DeepSpeedEngine"})
-
 # Logits projected at once: 2^25 float32 logits are 128 MiB (261 rows of a 128,256-token
 # vocabulary), big enough for an efficient matmul, small enough to bound the all-response case.
 LOGIT_CHUNK_ELEMENTS = 1 << 25
@@ -82,12 +80,9 @@ def lean_parts(model) -> tuple[torch.nn.Module, torch.nn.Module] | None:
     """
     from peft import PeftModel
 
-    # A data-parallel engine's wrapper (DDP, DeepSpeed) runs the wrapped model's forward
-    # unchanged: the parts are those of the model inside.
-    while type(model).__name__ in _PARALLEL_WRAPPERS and isinstance(
-        getattr(model, "module", None), torch.nn.Module
-    ):
-        model = model.module
+    # Only through wrappers that run the wrapped model's forward unchanged: the body and
+    # head of a model inside, say, FSDP would skip the wrapper's parameter gathering.
+    model = unwrap_parallel(model, transparent_only=True)
     base = model
     if isinstance(model, PeftModel):
         if model.active_peft_config.is_prompt_learning:
