@@ -17,16 +17,17 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 from data import CACHE, DATA, KINDS, SEEDS, eval_sets, mix_path, smollm_gguf
-from rank import ALIGNED, RESULTS, SELECTORS
+from rank import ALIGNED, RESULTS, SELECTORS, update_results
 
 from sealft.config import ExperimentRecipeConfig
-from sealft.io import write_json
+from sealft.io import read_jsonl
 from sealft.recipes.experiment import run_experiment
 
 METHODS = ["full", "random", "frozen-loss", "implicit-reward", "seal", "seal+safeinstr"]
-QUICK_METHODS = ["full", "frozen-loss", "implicit-reward", "seal"]
+QUICK_METHODS = ["full", "frozen-loss", "implicit-reward", "seal", "seal+safeinstr"]
 PCT = 10
 # The held-out harmful prompts (1,140, shuffled across their sources) cost most of an
 # evaluation: the full grid answers 400 of them (plus 100 physical-unsafe ones), --quick
@@ -81,22 +82,84 @@ def runs(quick: bool) -> list[tuple[str, int, str, list[str], list[float]]]:
     return out
 
 
+def run_rows(results: dict, mix: Path) -> list[dict]:
+    """Each run of one experiment: its metrics, the refusal rate on each prompt set and
+    how many harmful rows it trained on (the mix's label, which no method sees)."""
+    harmful = [json.loads(line)["harmful"] for line in mix.read_text().splitlines()]
+    rows = []
+    for run in results["runs"]:
+        folder = Path(run["run_dir"])
+        sets = json.loads((folder / "eval.json").read_text())["value"]["details"]["prompt_sets"]
+        trained = folder / "trained.jsonl"
+        indices = [r["index"] for r in read_jsonl(trained)] if trained.exists() else []
+        rows.append(
+            {
+                "method": run["method"],
+                "p": run["p"],
+                "seed": run["seed"],
+                "metrics": run["metrics"],
+                "sets": {
+                    name: s.get("refusal_rate", s.get("over_refusal_rate"))
+                    for name, s in sets.items()
+                },
+                "harmful_trained": sum(harmful[i] for i in indices),
+            }
+        )
+    return rows
+
+
+def table(grid: dict) -> str:
+    """One row per (experiment, method, p): refusal, over-refusal (and per set), benign loss."""
+    sets = list(eval_sets())
+    lines = [
+        "| mix | method | p | harmful trained | refusal ↑ | over-refusal ↓ | "
+        + " | ".join(sets)
+        + " | benign loss |",
+        "|---|---|---|---|---|---|" + "---|" * len(sets) + "---|",
+    ]
+    for key, cell in grid.items():
+        for r in cell.get("runs", []):
+            m = r["metrics"]
+            per_set = " | ".join(f"{100 * r['sets'][s]:.0f}" for s in sets)
+            lines.append(
+                f"| {key} | {r['method']} | {r['p'] or '–'} | {r['harmful_trained']} | "
+                f"{100 * m['refusal_rate']:.1f} | {100 * m['over_refusal_rate']:.1f} | "
+                f"{per_set} | {m['benign_loss']:.3f} |"
+            )
+    return "\n".join(lines)
+
+
+def record(size: str, key: str, cell: dict) -> None:
+    def add(saved: dict) -> None:
+        saved.setdefault("finetune", {}).setdefault(size, {})[key] = cell
+
+    update_results(add)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="one small experiment (about 30 min)")
+    ap.add_argument("--table", action="store_true", help="print the measured runs as Markdown")
     args = ap.parse_args()
     size = "quick" if args.quick else "full"
     saved = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     grid = saved.setdefault("finetune", {}).setdefault(size, {})
+    if args.table:
+        print(table(grid))
+        return
     for kind, seed, name, methods, p in runs(args.quick):
         start = time.time()
         results = run_experiment(experiment(kind, seed, args.quick, name, methods, p))
-        grid[f"{kind}/{PCT}/{seed}/{name}"] = {
+        key = f"{kind}/{PCT}/{seed}/{name}"
+        # A re-run takes the finished steps from the cache: the seconds spent on them
+        # were counted by the run that did them.
+        spent = grid.get(key, {}).get("seconds", 0) + round(time.time() - start)
+        grid[key] = {
             "summary": results["summary"],
-            "seconds": round(time.time() - start),
+            "runs": run_rows(results, mix_path(kind, PCT, seed, args.quick)),
+            "seconds": spent,
         }
-        RESULTS.parent.mkdir(exist_ok=True)
-        write_json(RESULTS, saved)
+        record(size, key, grid[key])
         print(f"{kind} {PCT}% seed {seed} {name}: {time.time() - start:.0f} s", flush=True)
 
 

@@ -20,6 +20,7 @@ import json
 import shutil
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -28,7 +29,7 @@ from sklearn.metrics import roc_auc_score
 
 from sealft.config import DSIRConfig, SelectRecipeConfig
 from sealft.data import encode_configured, load_sources
-from sealft.io import write_json
+from sealft.io import write_json, write_parquet
 from sealft.model.load import device_for, load_configured, load_model_and_tokenizer
 from sealft.recipes.select import run_select
 from sealft.scores import n_keep
@@ -96,7 +97,7 @@ def select_config(mix: Path, name: str, seed: int) -> SelectRecipeConfig:
         "safe": {"path": str(DATA / "safe.jsonl")},
         "tokenize": {"max_length": MAX_LENGTH},
         "seed": seed,
-        "output_dir": str(CACHE / "rank" / name / mix.parent.name / mix.stem),
+        "output_dir": str(table_path(name, mix).parent),
     }
     for section, values in SELECTORS[name].items():
         tree[section] = values
@@ -143,7 +144,16 @@ def rank(name: str, mix: Path, seed: int, models) -> dict:
         table = implicit_reward_scores(aligned, models.reference(), tok, enc, **kw)
     else:
         raise SystemExit(f"unknown ranker {name!r}")
+    # Kept like a selector's scores, so that a later look (a relabelling, a new metric)
+    # needs no recomputation.
+    table_path(name, mix).parent.mkdir(parents=True, exist_ok=True)
+    write_parquet(table_path(name, mix), table)
     return quality(table, labels) | {"seconds": round(time.time() - start)}
+
+
+def table_path(name: str, mix: Path) -> Path:
+    """Where a ranker's scores table for `mix` lies (a selector's run folder holds its own)."""
+    return CACHE / "rank" / name / mix.parent.name / mix.stem / "scores.parquet"
 
 
 class Models:
@@ -173,19 +183,41 @@ def aligned_identity() -> str:
     return "+".join(stage["name"] for stage in stages)
 
 
-def open_results(size: str) -> tuple[dict, dict]:
-    """The saved results and this size's grid; a grid measured on another aligned model
-    is moved aside (`ranking_stale`), never mixed in."""
+def update_results(change: Callable[[dict], None]) -> dict:
+    """Apply `change` to real.json as it is on disk now and write it back: several of this
+    folder's scripts write their own part of it, and may run at the same time."""
     saved = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    change(saved)
+    RESULTS.parent.mkdir(exist_ok=True)
+    write_json(RESULTS, saved)
+    return saved
+
+
+def open_results(size: str) -> dict:
+    """This size's ranking grid as saved; a grid measured on another aligned model is
+    moved aside (`ranking_stale`), never mixed in."""
     aligned = aligned_identity()
-    ranking = saved.setdefault("ranking", {})
-    if saved.get("ranking_aligned", aligned) != aligned:
-        saved.setdefault("ranking_stale", {})[saved["ranking_aligned"]] = ranking
-        ranking = saved["ranking"] = {}
-        for folder in (CACHE / "rank").glob("*"):
-            shutil.rmtree(folder)
-    saved["ranking_aligned"] = aligned
-    return saved, ranking.setdefault(size, {})
+
+    def check(saved: dict) -> None:
+        if saved.get("ranking_aligned", aligned) != aligned:
+            saved.setdefault("ranking_stale", {})[saved["ranking_aligned"]] = saved["ranking"]
+            saved["ranking"] = {}
+            for folder in (CACHE / "rank").glob("*"):
+                shutil.rmtree(folder)
+        saved["ranking_aligned"] = aligned
+        saved.setdefault("ranking", {}).setdefault(size, {})
+
+    return update_results(check)["ranking"][size]
+
+
+def record(size: str, key: str, value: dict) -> None:
+    """One ranking result into real.json, with the summaries over seeds."""
+
+    def add(saved: dict) -> None:
+        saved["ranking"].setdefault(size, {})[key] = value
+        saved["ranking_summary"] = {s: summarise(g) for s, g in saved["ranking"].items()}
+
+    update_results(add)
 
 
 def summarise(results: dict) -> dict:
@@ -225,6 +257,31 @@ def markdown(summary: dict, size: str) -> str:
     return "\n".join(lines)
 
 
+def by_kind(summary: dict, size: str, pct: int) -> str:
+    """One row per ranker, one column per kind at `pct`% harmful: mean AUROC ± std (mean
+    harmful rows kept at p = 0.8; seeds), and the mean AUROC over the kinds measured."""
+    cells = summary.get(size, {})
+    rankers = dict.fromkeys(k.split("/")[0] for k in cells if k.endswith(f"/{pct}"))
+    lines = [
+        "| ranker | " + " | ".join(KINDS) + " | mean AUROC |",
+        "|---|" + "---|" * (len(KINDS) + 1),
+    ]
+    for ranker in rankers:
+        row, means = [], []
+        for kind in KINDS:
+            c = cells.get(f"{ranker}/{kind}/{pct}")
+            if c is None:
+                row.append("–")
+                continue
+            a, n = c["auroc"], c["auroc"]["n"]
+            sd = f" ± {a['std']:.3f}" if n > 1 else ""
+            row.append(f"{a['mean']:.3f}{sd} ({c['kept@0.8']['mean']:.1f}; n={n})")
+            means.append(a["mean"])
+        mean = f"{statistics.fmean(means):.3f}" if len(means) == len(KINDS) else "–"
+        lines.append(f"| {ranker} | " + " | ".join(row) + f" | {mean} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="the small mixes, seed 0")
@@ -232,17 +289,27 @@ def main() -> None:
     ap.add_argument("--kinds", nargs="*", default=list(KINDS))
     ap.add_argument("--pcts", nargs="*", type=int, default=list(PCTS))
     ap.add_argument("--seeds", nargs="*", type=int)
-    ap.add_argument("--table", action="store_true", help="print the results as Markdown")
+    ap.add_argument(
+        "--table",
+        action="store_true",
+        help="print the results as Markdown: every cell, or with --by-kind one pct's "
+        "rankers × kinds",
+    )
+    ap.add_argument("--by-kind", type=int, metavar="PCT", help="with --table: pivot at PCT%%")
     args = ap.parse_args()
     if args.table:
         saved = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-        print(markdown(saved.get("ranking_summary", {}), "quick" if args.quick else "full"))
+        summary, size = saved.get("ranking_summary", {}), "quick" if args.quick else "full"
+        if args.by_kind is not None:
+            print(by_kind(summary, size, args.by_kind))
+        else:
+            print(markdown(summary, size))
         return
     seeds = args.seeds if args.seeds is not None else ([0] if args.quick else list(SEEDS))
     chosen = args.only
     torch.manual_seed(0)
     models, size = Models(), "quick" if args.quick else "full"
-    saved, grid = open_results(size)
+    grid = open_results(size)
     for kind in args.kinds:
         for pct in args.pcts:
             for seed in seeds:
@@ -254,11 +321,7 @@ def main() -> None:
                         continue
                     grid[key] = rank(ranker, mix, seed, models)
                     print(key, json.dumps(grid[key]), flush=True)
-                    saved["ranking_summary"] = {
-                        s: summarise(g) for s, g in saved["ranking"].items()
-                    }
-                    RESULTS.parent.mkdir(exist_ok=True)
-                    write_json(RESULTS, saved)
+                    record(size, key, grid[key])
 
 
 if __name__ == "__main__":

@@ -1,0 +1,121 @@
+"""The HH ranking scores again, against a hand audit of which "harmful" HH rows are harmful.
+
+The HH kind labels every `rejected` last turn of HH harmless-base harmful, but `rejected`
+only means less harmless than the other answer: many are clarifying questions or
+politeness. `hh_audit.json` holds one reader's label for each harmful-labelled row of the
+quick 10% HH mixes (seeds 0, 1, 2). This script scores each ranker three ways on those
+mixes: against the mix's labels (as `rank.py`), against the audited harmful rows only
+(the audited-harmless ones left out), and the audited-harmless rows alone against the
+benign rows (how a ranker treats text that is labelled harmful but is not).
+
+    python benchmarks/real/audit.py        # after rank.py --quick; recomputes missing tables
+
+Results go to `real.json` under `hh_audit`, and a Markdown table is printed.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+import pyarrow.parquet as pq
+from data import hh_pool, mix_path
+from rank import HERE, PS, RESULTS, SELECTORS, Models, rank, table_path, update_results
+from sklearn.metrics import roc_auc_score
+
+from sealft.scores import n_keep
+
+RANKERS = ("random", "dsir", "frozen-loss", "implicit-reward", "seal-default")
+SEEDS = (0, 1, 2)
+
+
+def audited_labels() -> dict[str, int]:
+    """The audit's label per HH transcript (its messages as JSON)."""
+    rows = json.loads((HERE / "hh_audit.json").read_text())["rows"]
+    audit = {r["hh_line"]: r["harmful"] for r in rows}
+    pool = hh_pool()
+    return {json.dumps(r["messages"]): audit[r["hh_line"]] for r in pool if r["hh_line"] in audit}
+
+
+def row_classes(mix) -> dict[int, str]:
+    """Each mix row's class by input index: benign, harmful (audited) or harmless (audited)."""
+    audit = audited_labels()
+    out = {}
+    for i, line in enumerate(mix.read_text().splitlines()):
+        r = json.loads(line)
+        if not r["harmful"]:
+            out[i] = "benign"
+        else:
+            out[i] = "harmful" if audit[json.dumps(r["messages"])] else "harmless"
+    return out
+
+
+def scores_for(name: str, mix, seed: int, models) -> dict[int, tuple[float, int]]:
+    """(logit, rank) per input index, computing the ranker's table if it is not cached."""
+    path = table_path(name, mix)
+    if not path.exists():
+        rank(name, mix, seed, models)
+    t = pq.read_table(path).to_pylist()
+    return {r["index"]: (r["logit"], r["rank"]) for r in t}
+
+
+def measure(classes: dict[int, str], scores: dict[int, tuple[float, int]]) -> dict:
+    def auroc(positive: str) -> float:
+        idx = [i for i, c in classes.items() if c in ("benign", positive)]
+        y = [int(classes[i] == positive) for i in idx]
+        return round(float(roc_auc_score(y, [-scores[i][0] for i in idx])), 4)
+
+    keep = {p: n_keep(len(scores), p) for p in PS}
+    harmful = [i for i, c in classes.items() if c == "harmful"]
+    out = {"auroc_audited": auroc("harmful"), "auroc_harmless_rows": auroc("harmless")}
+    for p in PS:
+        out[f"kept@{p}"] = sum(scores[i][1] <= keep[p] for i in harmful)
+    out["harmful"] = len(harmful)
+    out["harmless"] = sum(c == "harmless" for c in classes.values())
+    return out
+
+
+def main() -> None:
+    saved = json.loads(RESULTS.read_text())
+    grid = saved["ranking"]["quick"]
+    out = saved.setdefault("hh_audit", {})
+    models = Models()
+    for seed in SEEDS:
+        mix = mix_path("hh", 10, seed, quick=True)
+        classes = row_classes(mix)
+        for name in RANKERS:
+            if name in SELECTORS and not table_path(name, mix).exists():
+                continue  # a selector run is rank.py's job (minutes); not started here
+            key = f"{name}/hh/10/{seed}"
+            cell = measure(classes, scores_for(name, mix, seed, models))
+            out[key] = cell | {"auroc_labels": grid[key]["auroc"]}
+    update_results(lambda s: s.update({"hh_audit": out}))
+    print(table(out))
+
+
+def table(out: dict) -> str:
+    lines = [
+        "| ranker | seeds | AUROC, mix labels | AUROC, audited harmful "
+        "| AUROC, audited harmless | audited harmful kept@0.8 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in RANKERS:
+        cells = [v for k, v in out.items() if k.startswith(f"{name}/")]
+        if not cells:
+            continue
+
+        def ms(metric: str, digits: int = 3, cells=cells) -> str:
+            xs = [c[metric] for c in cells]
+            sd = f" ± {statistics.stdev(xs):.{digits}f}" if len(xs) > 1 else ""
+            return f"{statistics.fmean(xs):.{digits}f}{sd}"
+
+        kept = ms("kept@0.8", 1) + " of " + ms("harmful", 1)
+        lines.append(
+            f"| {name} | {len(cells)} | {ms('auroc_labels')} | {ms('auroc_audited')} | "
+            f"{ms('auroc_harmless_rows')} | {kept} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
