@@ -26,8 +26,18 @@ from sealft.config import ExperimentRecipeConfig
 from sealft.io import read_jsonl
 from sealft.recipes.experiment import run_experiment
 
-METHODS = ["full", "random", "frozen-loss", "implicit-reward", "seal", "seal+safeinstr"]
-QUICK_METHODS = ["full", "frozen-loss", "implicit-reward", "seal", "seal+safeinstr"]
+# `safeinstr` (every row plus the demonstrations) is seal+safeinstr's control: what the
+# demonstrations do without the selection.
+METHODS = [
+    "full",
+    "random",
+    "frozen-loss",
+    "implicit-reward",
+    "seal",
+    "safeinstr",
+    "seal+safeinstr",
+]
+QUICK_METHODS = ["full", "frozen-loss", "implicit-reward", "seal", "safeinstr", "seal+safeinstr"]
 PCT = 10
 # The held-out harmful prompts (1,140, shuffled across their sources) cost most of an
 # evaluation: the full grid answers 400 of them (plus 100 physical-unsafe ones), --quick
@@ -91,7 +101,9 @@ def run_rows(results: dict, mix: Path) -> list[dict]:
         folder = Path(run["run_dir"])
         sets = json.loads((folder / "eval.json").read_text())["value"]["details"]["prompt_sets"]
         trained = folder / "trained.jsonl"
-        indices = [r["index"] for r in read_jsonl(trained)] if trained.exists() else []
+        # The mix's rows only: `extra` rows (safety demonstrations) index their own file.
+        rows_trained = read_jsonl(trained) if trained.exists() else []
+        indices = [r["index"] for r in rows_trained if r["source"] == "data"]
         rows.append(
             {
                 "method": run["method"],
