@@ -37,9 +37,8 @@ def audited_labels() -> dict[str, int]:
     return {json.dumps(r["messages"]): audit[r["hh_line"]] for r in pool if r["hh_line"] in audit}
 
 
-def row_classes(mix) -> dict[int, str]:
+def row_classes(mix, audit: dict[str, int]) -> dict[int, str]:
     """Each mix row's class by input index: benign, harmful (audited) or harmless (audited)."""
-    audit = audited_labels()
     out = {}
     for i, line in enumerate(mix.read_text().splitlines()):
         r = json.loads(line)
@@ -79,10 +78,10 @@ def main() -> None:
     saved = json.loads(RESULTS.read_text())
     grid = saved["ranking"]["quick"]
     out = saved.setdefault("hh_audit", {})
-    models = Models()
+    models, audit = Models(), audited_labels()
     for seed in SEEDS:
         mix = mix_path("hh", 10, seed, quick=True)
-        classes = row_classes(mix)
+        classes = row_classes(mix, audit)
         for name in RANKERS:
             if name in SELECTORS and not table_path(name, mix).exists():
                 continue  # a selector run is rank.py's job (minutes); not started here

@@ -237,13 +237,14 @@ def summarise(results: dict) -> dict:
     return out
 
 
+def cell(c: dict, digits: int) -> str:
+    """A summary cell ({mean, std, n}) as text: the mean, and ± std over several seeds."""
+    text = f"{c['mean']:.{digits}f}"
+    return text + (f" ± {c['std']:.{digits}f}" if c["n"] > 1 else "")
+
+
 def markdown(summary: dict, size: str) -> str:
     """One row per (ranker, kind, pct): AUROC and harmful rows kept, mean ± std over seeds."""
-
-    def cell(c: dict, digits: int) -> str:
-        text = f"{c['mean']:.{digits}f}"
-        return text + (f" ± {c['std']:.{digits}f}" if c["n"] > 1 else "")
-
     lines = [
         "| ranker | kind | harmful | seeds | AUROC ↑ | kept@0.7 ↓ | kept@0.8 ↓ | kept@0.9 ↓ |",
         "|---|---|---|---|---|---|---|---|",
@@ -273,10 +274,8 @@ def by_kind(summary: dict, size: str, pct: int) -> str:
             if c is None:
                 row.append("–")
                 continue
-            a, n = c["auroc"], c["auroc"]["n"]
-            sd = f" ± {a['std']:.3f}" if n > 1 else ""
-            row.append(f"{a['mean']:.3f}{sd} ({c['kept@0.8']['mean']:.1f}; n={n})")
-            means.append(a["mean"])
+            row.append(f"{cell(c['auroc'], 3)} ({c['kept@0.8']['mean']:.1f}; n={c['auroc']['n']})")
+            means.append(c["auroc"]["mean"])
         mean = f"{statistics.fmean(means):.3f}" if len(means) == len(KINDS) else "–"
         lines.append(f"| {ranker} | " + " | ".join(row) + f" | {mean} |")
     return "\n".join(lines)
