@@ -168,6 +168,16 @@ def test_run_judges_every_method_against_full(labelled_experiment):
     assert (run_dir / "seed0" / "seal-p0.5" / "winrate.json").exists()
 
 
+def test_each_run_carries_its_rate_on_every_prompt_set(labelled_experiment):
+    _, results, _ = labelled_experiment
+    for run in results["runs"]:
+        sets = run["prompt_sets"]
+        assert set(sets) == {"harmful", "benign"}
+        # One set of each kind, so each pooled rate is that set's rate.
+        assert sets["harmful"] == run["metrics"]["refusal_rate"]
+        assert sets["benign"] == run["metrics"]["over_refusal_rate"]
+
+
 def test_report_renders_every_section(labelled_experiment):
     run_dir, _, _ = labelled_experiment
     html = (run_dir / "report.html").read_text()  # seal run wrote it

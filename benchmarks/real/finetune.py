@@ -70,7 +70,10 @@ def experiment(kind: str, seed: int, quick: bool, name: str, methods, p) -> Expe
         "eval": {
             "prompt_sets": prompt_sets(quick),
             "benign": {"path": str(DATA / "heldout_benign.jsonl"), "limit": 100},
-            "generation": {"max_new_tokens": 64, "batch_size": 32},
+            # The refusal verdicts are settled by the first tokens: cut to 8-32 tokens, at
+            # most 1 of 320 verdicts of any model changed (answer_length.py), so 32 new
+            # tokens measure what 64 did at about half the generation time.
+            "generation": {"max_new_tokens": 32, "batch_size": 32},
         },
         "labels": {"field": "harmful", "harmful": [1]},
         "output_dir": str(CACHE / "finetune" / size / f"{kind}-{PCT:02d}-s{seed}" / name),
@@ -79,13 +82,21 @@ def experiment(kind: str, seed: int, quick: bool, name: str, methods, p) -> Expe
     return ExperimentRecipeConfig.model_validate(tree)
 
 
-def runs(quick: bool) -> list[tuple[str, int, str, list[str], list[float]]]:
-    """(kind, seed, name, methods, p) of every experiment in the grid."""
+def runs(
+    quick: bool, kinds: list[str] | None = None, seeds: list[int] | None = None
+) -> list[tuple[str, int, str, list[str], list[float]]]:
+    """(kind, seed, name, methods, p) of every experiment in the grid.
+
+    --quick is one cell (the self-generated kind, seed 0) unless kinds or seeds widen it."""
     if quick:
-        return [("self", 0, "seal-default", QUICK_METHODS, [0.8])]
+        return [
+            (kind, seed, "seal-default", QUICK_METHODS, [0.8])
+            for kind in kinds or ["self"]
+            for seed in seeds or [0]
+        ]
     out = []
-    for kind in KINDS:
-        for seed in SEEDS:
+    for kind in kinds or KINDS:
+        for seed in seeds or SEEDS:
             p = [0.7, 0.8, 0.9] if kind == "self" else [0.8]
             out.append((kind, seed, "seal-default", METHODS, p))
             out.append((kind, seed, "seal-paper", ["seal"], [0.8]))
@@ -98,9 +109,7 @@ def run_rows(results: dict, mix: Path) -> list[dict]:
     harmful = [json.loads(line)["harmful"] for line in mix.read_text().splitlines()]
     rows = []
     for run in results["runs"]:
-        folder = Path(run["run_dir"])
-        sets = json.loads((folder / "eval.json").read_text())["value"]["details"]["prompt_sets"]
-        trained = folder / "trained.jsonl"
+        trained = Path(run["run_dir"]) / "trained.jsonl"
         # The mix's rows only: `extra` rows (safety demonstrations) index their own file.
         rows_trained = read_jsonl(trained) if trained.exists() else []
         indices = [r["index"] for r in rows_trained if r["source"] == "data"]
@@ -110,10 +119,7 @@ def run_rows(results: dict, mix: Path) -> list[dict]:
                 "p": run["p"],
                 "seed": run["seed"],
                 "metrics": run["metrics"],
-                "sets": {
-                    name: s.get("refusal_rate", s.get("over_refusal_rate"))
-                    for name, s in sets.items()
-                },
+                "sets": run["prompt_sets"],
                 "harmful_trained": sum(harmful[i] for i in indices),
             }
         )
@@ -152,6 +158,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="one small experiment (about 30 min)")
     ap.add_argument("--table", action="store_true", help="print the measured runs as Markdown")
+    ap.add_argument("--kinds", nargs="+", choices=KINDS, help="harmful kinds (default: all)")
+    ap.add_argument("--seeds", nargs="+", type=int, choices=SEEDS, help="seeds (default: all)")
     args = ap.parse_args()
     size = "quick" if args.quick else "full"
     saved = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
@@ -159,7 +167,7 @@ def main() -> None:
     if args.table:
         print(table(grid))
         return
-    for kind, seed, name, methods, p in runs(args.quick):
+    for kind, seed, name, methods, p in runs(args.quick, args.kinds, args.seeds):
         start = time.time()
         results = run_experiment(experiment(kind, seed, args.quick, name, methods, p))
         key = f"{kind}/{PCT}/{seed}/{name}"

@@ -201,7 +201,7 @@ class Experiment:
             )
         )
         run = {"method": "aligned", "p": None, "seed": None, "trained": 0}
-        self.record(run | {"run_dir": str(folder), "metrics": evaluated["metrics"]})
+        self.record(run | {"run_dir": str(folder), **run_metrics(evaluated)})
 
     def scores_step(self, folder: Path, key: dict, make: Callable[[], tuple]) -> Path:
         """A ranking's scores.parquet (and the samples it could not rank), once per key."""
@@ -366,9 +366,20 @@ class Experiment:
                 "seed": seed,
                 "trained": result.summary["trained"],
                 "run_dir": str(run_dir),
-                "metrics": evaluated["metrics"],
+                **run_metrics(evaluated),
             }
         )
+
+
+def run_metrics(evaluated: dict) -> dict:
+    """A run's pooled metrics, and its refusal (or over-refusal) rate on each prompt set."""
+    sets = evaluated["details"].get("prompt_sets", {})
+    return {
+        "metrics": evaluated["metrics"],
+        "prompt_sets": {
+            name: s.get("refusal_rate", s.get("over_refusal_rate")) for name, s in sets.items()
+        },
+    }
 
 
 def judge_against_full(cfg: ExperimentRecipeConfig, results: dict, *, progress: bool) -> None:
