@@ -6,8 +6,12 @@ settings; each fine-tuned model is evaluated on the held-out prompt sets built b
 `data.py` (refusal on harmful prompts, over-refusal on benign ones, held-out loss). A
 p sweep (0.7, 0.8, 0.9) runs on the self-generated kind.
 
-    python benchmarks/real/finetune.py --quick     # self-generated kind, N = 200, seed 0
+    python benchmarks/real/finetune.py --quick     # self-generated kind, N = 200, seed 0:
+                                                   # full, seal, seal+safeinstr
+    python benchmarks/real/finetune.py --quick --kinds self jbb --seeds 0 1 2 \
+        --methods full frozen-loss implicit-reward seal safeinstr seal+safeinstr
     python benchmarks/real/finetune.py             # the whole grid (many hours; resumable)
+    python benchmarks/real/finetune.py --quick --summary   # mean ± std over the seeds
 
 `seal run` caches every step, so a stopped grid resumes where it stopped.
 """
@@ -20,7 +24,7 @@ import time
 from pathlib import Path
 
 from data import CACHE, DATA, KINDS, SEEDS, eval_sets, mix_path, smollm_gguf
-from rank import ALIGNED, RESULTS, SELECTORS, update_results
+from rank import ALIGNED, RESULTS, SELECTORS, cell, stat, update_results
 
 from sealft.config import ExperimentRecipeConfig
 from sealft.io import read_jsonl
@@ -37,7 +41,10 @@ METHODS = [
     "safeinstr",
     "seal+safeinstr",
 ]
-QUICK_METHODS = ["full", "frozen-loss", "implicit-reward", "seal", "safeinstr", "seal+safeinstr"]
+# --quick's headline: does the selection protect, alone and with demonstrations? The
+# controls (frozen-loss, implicit-reward, safeinstr) join with --methods; their steps are
+# cached like the rest, so adding them later redoes nothing.
+QUICK_METHODS = ["full", "seal", "seal+safeinstr"]
 PCT = 10
 # The held-out harmful prompts (1,140, shuffled across their sources) cost most of an
 # evaluation: the full grid answers 400 of them (plus 100 physical-unsafe ones), --quick
@@ -83,14 +90,17 @@ def experiment(kind: str, seed: int, quick: bool, name: str, methods, p) -> Expe
 
 
 def runs(
-    quick: bool, kinds: list[str] | None = None, seeds: list[int] | None = None
+    quick: bool,
+    kinds: list[str] | None = None,
+    seeds: list[int] | None = None,
+    methods: list[str] | None = None,
 ) -> list[tuple[str, int, str, list[str], list[float]]]:
     """(kind, seed, name, methods, p) of every experiment in the grid.
 
     --quick is one cell (the self-generated kind, seed 0) unless kinds or seeds widen it."""
     if quick:
         return [
-            (kind, seed, "seal-default", QUICK_METHODS, [0.8])
+            (kind, seed, "seal-default", methods or QUICK_METHODS, [0.8])
             for kind in kinds or ["self"]
             for seed in seeds or [0]
         ]
@@ -98,8 +108,9 @@ def runs(
     for kind in kinds or KINDS:
         for seed in seeds or SEEDS:
             p = [0.7, 0.8, 0.9] if kind == "self" else [0.8]
-            out.append((kind, seed, "seal-default", METHODS, p))
-            out.append((kind, seed, "seal-paper", ["seal"], [0.8]))
+            out.append((kind, seed, "seal-default", methods or METHODS, p))
+            if methods is None or "seal" in methods:
+                out.append((kind, seed, "seal-paper", ["seal"], [0.8]))
     return out
 
 
@@ -135,8 +146,8 @@ def table(grid: dict) -> str:
         + " | benign loss |",
         "|---|---|---|---|---|---|" + "---|" * len(sets) + "---|",
     ]
-    for key, cell in grid.items():
-        for r in cell.get("runs", []):
+    for key, entry in grid.items():
+        for r in entry.get("runs", []):
             m = r["metrics"]
             per_set = " | ".join(f"{100 * r['sets'][s]:.0f}" for s in sets)
             lines.append(
@@ -147,9 +158,42 @@ def table(grid: dict) -> str:
     return "\n".join(lines)
 
 
-def record(size: str, key: str, cell: dict) -> None:
+def merged(old: list[dict], new: list[dict]) -> list[dict]:
+    """One experiment's runs: the new ones, and the old ones of methods not run this time."""
+    done = {(r["method"], r["p"], r["seed"]) for r in new}
+    order = ["aligned", *METHODS]
+    runs = [r for r in old if (r["method"], r["p"], r["seed"]) not in done] + new
+    return sorted(runs, key=lambda r: (order.index(r["method"]), r["p"] or 0))
+
+
+def summary_table(grid: dict) -> str:
+    """Mean ± std over the seeds, per (kind, experiment, method, p)."""
+    groups: dict[tuple, list[dict]] = {}
+    for key, entry in grid.items():
+        kind, _, _, name = key.split("/")
+        for r in entry.get("runs", []):
+            groups.setdefault((kind, name, r["method"], r["p"]), []).append(r)
+    lines = [
+        "| mix | method | p | seeds | harmful trained | refusal ↑ | over-refusal ↓ | benign loss |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for (kind, name, method, p), rs in groups.items():
+        cols = [
+            [r["harmful_trained"] for r in rs],
+            [100 * r["metrics"]["refusal_rate"] for r in rs],
+            [100 * r["metrics"]["over_refusal_rate"] for r in rs],
+        ]
+        cells = " | ".join(cell(stat(v), 1) for v in cols)
+        loss = cell(stat([r["metrics"]["benign_loss"] for r in rs]), 3)
+        label = method if name == "seal-default" else f"{method} ({name})"
+        lines.append(f"| {kind} | {label} | {p or '–'} | {len(rs)} | {cells} | {loss} |")
+    return "\n".join(lines)
+
+
+def record(size: str, key: str, entry: dict) -> None:
     def add(saved: dict) -> None:
-        saved.setdefault("finetune", {}).setdefault(size, {})[key] = cell
+        grid = saved.setdefault("finetune", {}).setdefault(size, {})
+        grid[key] = entry | {"runs": merged(grid.get(key, {}).get("runs", []), entry["runs"])}
 
     update_results(add)
 
@@ -158,16 +202,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="one small experiment (about 30 min)")
     ap.add_argument("--table", action="store_true", help="print the measured runs as Markdown")
+    ap.add_argument(
+        "--summary", action="store_true", help="print mean ± std over the seeds as Markdown"
+    )
+    ap.add_argument("--methods", nargs="+", choices=METHODS, help="methods (default: the size's)")
     ap.add_argument("--kinds", nargs="+", choices=KINDS, help="harmful kinds (default: all)")
     ap.add_argument("--seeds", nargs="+", type=int, choices=SEEDS, help="seeds (default: all)")
     args = ap.parse_args()
     size = "quick" if args.quick else "full"
     saved = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     grid = saved.setdefault("finetune", {}).setdefault(size, {})
-    if args.table:
-        print(table(grid))
+    if args.table or args.summary:
+        print(table(grid) if args.table else summary_table(grid))
         return
-    for kind, seed, name, methods, p in runs(args.quick, args.kinds, args.seeds):
+    for kind, seed, name, methods, p in runs(args.quick, args.kinds, args.seeds, args.methods):
         start = time.time()
         results = run_experiment(experiment(kind, seed, args.quick, name, methods, p))
         key = f"{kind}/{PCT}/{seed}/{name}"
@@ -175,7 +223,6 @@ def main() -> None:
         # were counted by the run that did them.
         spent = grid.get(key, {}).get("seconds", 0) + round(time.time() - start)
         grid[key] = {
-            "summary": results["summary"],
             "runs": run_rows(results, mix_path(kind, PCT, seed, args.quick)),
             "seconds": spent,
         }

@@ -228,13 +228,15 @@ def summarise(results: dict) -> dict:
         groups.setdefault((ranker, kind, pct), []).append(value)
     out = {}
     for (ranker, kind, pct), values in sorted(groups.items()):
-        cell = {}
-        for metric in ("auroc", *(f"kept@{p}" for p in PS)):
-            xs = [v[metric] for v in values]
-            sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
-            cell[metric] = {"mean": statistics.fmean(xs), "std": sd, "n": len(xs)}
-        out[f"{ranker}/{kind}/{pct}"] = cell
+        metrics = ("auroc", *(f"kept@{p}" for p in PS))
+        out[f"{ranker}/{kind}/{pct}"] = {m: stat([v[m] for v in values]) for m in metrics}
     return out
+
+
+def stat(xs: list[float]) -> dict:
+    """Mean, sample standard deviation (0 for one value) and count."""
+    sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
+    return {"mean": statistics.fmean(xs), "std": sd, "n": len(xs)}
 
 
 def cell(c: dict, digits: int) -> str:
