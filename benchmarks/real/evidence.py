@@ -16,14 +16,12 @@ Results go to `real.json` under `evidence`, and a Markdown table is printed.
 from __future__ import annotations
 
 import numpy as np
-import pyarrow.parquet as pq
 import torch
 from data import KINDS, SEEDS, mix_path
-from rank import select_config, table_path, update_results
+from rank import id_ordered, table_path, update_results
 from safetensors.torch import load_file
 from sklearn.metrics import roc_auc_score
 
-from sealft.data import load_sources
 from sealft.selection.features import ngram_features
 from sealft.selection.smoothing import blend, standardised
 
@@ -37,13 +35,10 @@ def learned(name: str, mix) -> torch.Tensor | None:
 
 
 def cell(mix, seed: int) -> dict | None:
-    seal, ir_path = learned("seal-default", mix), table_path("implicit-reward", mix)
-    if seal is None or not ir_path.exists():
+    seal = learned("seal-default", mix)
+    if seal is None or not table_path("implicit-reward", mix).exists():
         return None
-    cfg = select_config(mix, "seal-default", seed)
-    samples = sorted(load_sources(cfg.data).samples, key=lambda s: s.sample_id)
-    by_id = {r["sample_id"]: r["logit"] for r in pq.read_table(ir_path).to_pylist()}
-    ir = torch.tensor([by_id[s.sample_id] for s in samples], dtype=torch.float32)
+    cfg, samples, ir = id_ordered("implicit-reward", mix, seed)
     y = [int(s.record["harmful"]) for s in samples]
     out = {"corr_seal_ir": round(float(np.corrcoef(ir, seal)[0, 1]), 3)}
     zeros = learned("seal-zeros", mix)

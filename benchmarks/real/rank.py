@@ -167,13 +167,18 @@ def smoothed(name: str, mix: Path, seed: int, models):
     nothing beyond their implicit-reward start."""
     if not table_path(name, mix).exists():
         rank(name, mix, seed, models)
-    by_id = {r["sample_id"]: r["logit"] for r in pq.read_table(table_path(name, mix)).to_pylist()}
-    cfg = select_config(mix, "seal-default", seed)
-    # In ID order, as the selector sees them, so that the folds are a selector run's own.
-    samples = sorted(load_sources(cfg.data).samples, key=lambda s: s.sample_id)
-    logits = torch.tensor([by_id[s.sample_id] for s in samples], dtype=torch.float32)
+    cfg, samples, logits = id_ordered(name, mix, seed)
     smooth = blend(ngram_features(samples, cfg.selector.features), logits, seed=seed)
     return scores_table(samples, smooth, 0.8)
+
+
+def id_ordered(name: str, mix: Path, seed: int):
+    """(the default selector's config, the mix's samples, a cached ranker's logits), in
+    sample-ID order: the order a selector holds its logits in and draws its folds from."""
+    by_id = {r["sample_id"]: r["logit"] for r in pq.read_table(table_path(name, mix)).to_pylist()}
+    cfg = select_config(mix, "seal-default", seed)
+    samples = sorted(load_sources(cfg.data).samples, key=lambda s: s.sample_id)
+    return cfg, samples, torch.tensor([by_id[s.sample_id] for s in samples], dtype=torch.float32)
 
 
 def table_path(name: str, mix: Path) -> Path:
