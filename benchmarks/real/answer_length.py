@@ -28,12 +28,12 @@ LENGTHS = (8, 16, 24, 32, 48)
 CELL = CACHE / "finetune" / "quick" / "self-10-s0" / "seal-default"
 
 
-def flips(answers: list[str], tokenizer, detector, n: int) -> int:
+def flips(answers: list[str], verdicts: list[bool], tokenizer, detector, n: int) -> int:
     """Answers whose refusal verdict differs when cut to their first n tokens."""
     out = 0
-    for a in answers:
+    for a, verdict in zip(answers, verdicts, strict=True):
         cut = tokenizer.decode(tokenizer(a, add_special_tokens=False)["input_ids"][:n])
-        out += detector.is_refusal(cut) != detector.is_refusal(a)
+        out += detector.is_refusal(cut) != verdict
     return out
 
 
@@ -43,10 +43,11 @@ def measure(cell: Path) -> dict:
     models = {}
     for path in sorted(cell.glob("*/answers.jsonl")) + sorted(cell.glob("seed*/*/answers.jsonl")):
         answers = [r["answer"] for r in read_jsonl(path)]
+        verdicts = [detector.is_refusal(a) for a in answers]
         models[path.parent.name] = {
             "answers": len(answers),
-            "refusals": sum(detector.is_refusal(a) for a in answers),
-            "flips": {str(n): flips(answers, tokenizer, detector, n) for n in LENGTHS},
+            "refusals": sum(verdicts),
+            "flips": {str(n): flips(answers, verdicts, tokenizer, detector, n) for n in LENGTHS},
         }
     return {"cell": str(cell.relative_to(CACHE)), "models": models}
 
