@@ -374,6 +374,7 @@ def _run(args) -> int:
 
 
 def _eval(args) -> int:
+    from .eval.evaluator import rate_name, set_rate
     from .recipes.evaluate import run_eval
 
     cfg = _load(args)
@@ -384,8 +385,8 @@ def _eval(args) -> int:
         cfg.eval.generation.sampling = True
     report = run_eval(cfg, progress=not args.no_progress)
     for name, result in report["prompt_sets"].items():
-        metric = "refusal_rate" if result["kind"] == "harmful" else "over_refusal_rate"
-        print(f"{name:<28} {result['kind']:<8} {metric:<18} {result[metric]:6.1%}")
+        metric = rate_name(result["kind"])
+        print(f"{name:<28} {result['kind']:<8} {metric:<18} {set_rate(result):6.1%}")
     for key in ("benign_loss", "benign_ppl", "safety_loss"):
         if key in report["metrics"]:
             print(f"{key:<28} {report['metrics'][key]:.4f}")

@@ -46,6 +46,17 @@ def heldout_loss(
     return {"loss": mean, "ppl": math.exp(min(mean, 50.0))}
 
 
+def rate_name(kind: str) -> str:
+    """The metric a prompt set of this kind reports: refusals of harmful prompts, over-
+    refusals of benign ones."""
+    return "refusal_rate" if kind == "harmful" else "over_refusal_rate"
+
+
+def set_rate(entry: dict) -> float:
+    """The rate in one prompt set's entry of `refusal_metrics`."""
+    return entry[rate_name(entry["kind"])]
+
+
 def refusal_metrics(sets: list[PromptSet], answers: dict[str, list[str]], detector) -> dict:
     """Per set: the rate of refusals (harmful) or over-refusals (benign), by category."""
     out = {}
@@ -55,7 +66,7 @@ def refusal_metrics(sets: list[PromptSet], answers: dict[str, list[str]], detect
         for prompt, flag in zip(ps.prompts, flags, strict=True):
             if prompt.category:
                 by_category.setdefault(prompt.category, []).append(flag)
-        metric = "refusal_rate" if ps.kind == "harmful" else "over_refusal_rate"
+        metric = rate_name(ps.kind)
         out[ps.name] = {
             "kind": ps.kind,
             "prompts": len(flags),
@@ -129,7 +140,7 @@ class Evaluator:
             for s in self.sets
         }
         per_set = refusal_metrics(self.sets, answers, self.detector)
-        for kind, metric in (("harmful", "refusal_rate"), ("benign", "over_refusal_rate")):
+        for kind in ("harmful", "benign"):
             flags = [
                 self.detector.is_refusal(a)
                 for s in self.sets
@@ -137,7 +148,7 @@ class Evaluator:
                 for a in answers[s.name]
             ]
             if flags:
-                metrics[metric] = sum(flags) / len(flags)
+                metrics[rate_name(kind)] = sum(flags) / len(flags)
         return EvalOutput(metrics, {"prompt_sets": per_set}, answers)
 
 

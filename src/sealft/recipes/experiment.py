@@ -32,7 +32,7 @@ from pathlib import Path
 from ..config import ExperimentRecipeConfig, FinetuneRecipeConfig, ModelConfig, dump_config
 from ..data import Encoded, LoadedData, encode_configured, load_sources
 from ..distributed import require_replicated, world
-from ..eval.evaluator import Evaluator, judge_pairs, read_answers, write_answers
+from ..eval.evaluator import Evaluator, judge_pairs, read_answers, set_rate, write_answers
 from ..eval.judge import JudgmentCache, make_judge, win_rate
 from ..io import atomic_write, write_dropped, write_json, write_parquet
 from ..model.load import device_for, load_configured
@@ -376,9 +376,7 @@ def run_metrics(evaluated: dict) -> dict:
     sets = evaluated["details"].get("prompt_sets", {})
     return {
         "metrics": evaluated["metrics"],
-        "prompt_sets": {
-            name: s.get("refusal_rate", s.get("over_refusal_rate")) for name, s in sets.items()
-        },
+        "prompt_sets": {name: set_rate(s) for name, s in sets.items()},
     }
 
 
