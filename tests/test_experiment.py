@@ -227,3 +227,16 @@ def test_methods_that_need_a_model_say_so_and_implicit_reward_runs(tmp_path, tin
     assert {round(r["logit"], 6) for r in scores} == {0.0}
     assert [r["method"] for r in results["runs"]] == ["aligned", "implicit-reward"]
     assert results["runs"][1]["trained"] == n_keep(len(scores), 0.5)
+    # Smoothing is part of the ranking's cache key: switching it on ranks anew (a blend of
+    # the all-zero rewards with their n-gram prediction, still all zero); the same setting
+    # again is read from the cache.
+    table = tmp_path / "b" / "implicit-reward" / "scores.parquet"
+    before = table.stat().st_mtime_ns
+    reward_cfg = cfg.implicit_reward.model_copy(update={"smoothing": "blend"})
+    smoothed = cfg.model_copy(update={"implicit_reward": reward_cfg})
+    run_experiment(smoothed, progress=False)
+    after = table.stat().st_mtime_ns
+    assert after != before
+    assert {round(r["logit"], 6) for r in pq.read_table(table).to_pylist()} == {0.0}
+    run_experiment(smoothed, progress=False)
+    assert table.stat().st_mtime_ns == after

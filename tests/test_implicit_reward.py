@@ -95,3 +95,21 @@ def test_a_reference_with_another_vocabulary_is_refused(world):
         implicit_reward_scores(
             aligned, small, tok, mix, p=1.0, batch_size=3, device=CPU, precision="fp32"
         )
+
+
+def test_a_smoothed_reward_is_the_blend_of_the_reward_over_the_samples_ngrams(world):
+    from sealft.config import FeatureConfig
+    from sealft.selection.features import ngram_features
+    from sealft.selection.smoothing import blend
+
+    tok, base, aligned, mix, _ = world
+    kw = {"p": 1.0, "batch_size": 4, "device": CPU, "precision": "fp32"}
+    raw = implicit_reward_scores(aligned, base, tok, mix, **kw)
+    features = ngram_features(mix.samples, FeatureConfig())
+    smooth = implicit_reward_scores(aligned, base, tok, mix, smooth_over=features, **kw)
+    by_id = {r["sample_id"]: r["logit"] for r in raw.to_pylist()}
+    rewards = torch.tensor([by_id[s.sample_id] for s in mix.samples])
+    expected = blend(features, rewards, seed=0)
+    got = {r["sample_id"]: r["logit"] for r in smooth.to_pylist()}
+    assert [got[s.sample_id] for s in mix.samples] == pytest.approx(expected.tolist(), abs=1e-4)
+    assert [got[s.sample_id] for s in mix.samples] != pytest.approx(rewards.tolist(), abs=1e-2)

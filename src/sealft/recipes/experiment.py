@@ -44,6 +44,7 @@ from ..selection.baselines import (
     implicit_reward_scores,
     random_scores,
 )
+from ..selection.features import ngram_features
 from ..selection.methods import SEAL_RANKED, SELECTING, TABLE
 from ..sft import load_trained, per_process_batches
 from .finetune import run_finetune
@@ -261,14 +262,34 @@ class Experiment:
                 "implicit-reward",
                 trainable,
                 cfg.implicit_reward.response_tokens,
-                {"reference_model": cfg.reference_model.model_dump(mode="json")},
+                {"reference_model": cfg.reference_model.model_dump(mode="json")}
+                | self.reward_smoothing_key(),
                 lambda enc: implicit_reward_scores(
-                    self.aligned_model(), self.reference_model(), self.tokenizer, enc, **kw
+                    self.aligned_model(),
+                    self.reference_model(),
+                    self.tokenizer,
+                    enc,
+                    smooth_over=self.reward_smoothing_features(enc),
+                    **kw,
                 ),
             )
         if "guard" in cfg.methods:
             found["guard"] = self.guard_ranking(trainable)
         return found
+
+    def reward_smoothing_key(self) -> dict:
+        """What the implicit-reward ranking's smoothing adds to its cache key (nothing
+        without smoothing, so that rankings cached before the option existed stay valid)."""
+        cfg = self.cfg
+        if cfg.implicit_reward.smoothing == "none":
+            return {}
+        return {"blend": cfg.selector.features.model_dump(mode="json")}
+
+    def reward_smoothing_features(self, enc: Encoded):
+        """The hashed n-grams the implicit reward is blended over, or None."""
+        if self.cfg.implicit_reward.smoothing == "none":
+            return None
+        return ngram_features(enc.samples, self.cfg.selector.features)
 
     def aligned_model(self):
         return self.models.fresh()[0].to(self.device)

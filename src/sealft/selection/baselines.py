@@ -21,6 +21,7 @@ from ..io import write_jsonl
 from ..model.losses import sample_losses
 from ..progress import without_bars
 from ..scores import scores_table
+from .smoothing import blend
 
 
 def random_scores(samples: Sequence[Sample], seed: int, p: float) -> pa.Table:
@@ -129,9 +130,13 @@ def implicit_reward_scores(
     batch_size: int,
     device,
     precision: str,
+    smooth_over: torch.Tensor | None = None,
 ) -> pa.Table:
     """Rank by the implicit reward (`implicit_rewards`, DPO's reward up to its β), lowest
-    last."""
+    last; with `smooth_over` (features, one row per sample) the rewards are blended with
+    what similar samples' rewards predict (`smoothing.blend`, folds of seed 0)."""
     kw = {"batch_size": batch_size, "device": device, "precision": precision}
     rewards = implicit_rewards(model, reference, tokenizer, data, **kw)
+    if smooth_over is not None:
+        rewards = blend(smooth_over, rewards.float(), seed=0)
     return scores_table(data.samples, rewards.double().tolist(), p)
