@@ -193,7 +193,9 @@ def summary_table(grid: dict) -> str:
 def record(size: str, key: str, entry: dict) -> None:
     def add(saved: dict) -> None:
         grid = saved.setdefault("finetune", {}).setdefault(size, {})
-        grid[key] = entry | {"runs": merged(grid.get(key, {}).get("runs", []), entry["runs"])}
+        # A cell's other fields (a `note` on its timing) outlive a run that adds methods.
+        old = grid.get(key, {})
+        grid[key] = old | entry | {"runs": merged(old.get("runs", []), entry["runs"])}
 
     update_results(add)
 
