@@ -42,19 +42,17 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from data import CACHE, DATA, eval_sets, smollm_gguf  # noqa: E402
+from data import CACHE, DATA, eval_prompts, eval_sets, smollm_gguf  # noqa: E402
 
 from sealft.config import (  # noqa: E402
     GenerationConfig,
     LoraSettings,
-    PromptSetConfig,
     RuntimeConfig,
     SFTConfig,
 )
 from sealft.data import Sample, collate, encode, load_samples, pad_id, sample_id  # noqa: E402
 from sealft.eval.detector import PhraseDetector  # noqa: E402
 from sealft.eval.generation import generate  # noqa: E402
-from sealft.eval.prompts import load_prompt_set  # noqa: E402
 from sealft.io import append_jsonl, read_jsonl, write_json, write_jsonl  # noqa: E402
 from sealft.model.load import load_model_and_tokenizer  # noqa: E402
 from sealft.model.lora import add_lora  # noqa: E402
@@ -214,9 +212,7 @@ def measure(model, tok, folder: Path, sets: list[str] | None = None) -> dict[str
         if sets is not None and name not in sets:
             continue
         cached = folder / f"answers-{name}.jsonl"
-        prompts = [
-            p.text for p in load_prompt_set(PromptSetConfig(path=str(path), kind=kind)).prompts
-        ]
+        prompts = eval_prompts(path, kind)
         seconds = 0.0
         done = {r["prompt"]: r["answer"] for r in read_jsonl(cached)} if cached.exists() else {}
         if set(done) == set(prompts):

@@ -51,8 +51,10 @@ sys.path.insert(0, str(HERE))
 
 from risky_benign import RISKY_BENIGN, SAFETY_ADVICE  # noqa: E402
 
+from sealft.config import PromptSetConfig  # noqa: E402
 from sealft.data import load_samples, parse_hh  # noqa: E402
 from sealft.eval.detector import PhraseDetector  # noqa: E402
+from sealft.eval.prompts import load_prompt_set  # noqa: E402
 from sealft.io import read_jsonl, write_json, write_jsonl  # noqa: E402
 
 Row = dict[str, Any]
@@ -558,6 +560,11 @@ def eval_sets() -> dict[str, tuple[Path, str]]:
         "alpaca": (SHARED / "eval" / "I-Alpaca.json", "benign"),
         "physical_unsafe": (EVAL / "physical_unsafe.jsonl", "harmful"),
     }
+
+
+def eval_prompts(path: Path, kind: str) -> list[str]:
+    """The prompt texts of one evaluation set (`eval_sets`), in file order."""
+    return [p.text for p in load_prompt_set(PromptSetConfig(path=str(path), kind=kind)).prompts]
 
 
 def main() -> None:

@@ -20,13 +20,11 @@ Results go to `real.json` under `first_token`, and a Markdown table is printed.
 from __future__ import annotations
 
 import torch
-from data import eval_sets, smollm_gguf
+from data import eval_prompts, eval_sets, smollm_gguf
 from rank import ALIGNED, update_results
 from sklearn.metrics import roc_auc_score
 
-from sealft.config import PromptSetConfig
 from sealft.data.tokenize import prompt_ids, user_prompt_text
-from sealft.eval.prompts import load_prompt_set
 from sealft.model.load import load_model_and_tokenizer
 
 OPENERS = ("I", "As", "No")
@@ -52,10 +50,8 @@ def measure(path: str) -> dict:
     model.eval()
     found = {}
     for name, (file, kind) in eval_sets().items():
-        prompts = [
-            p.text for p in load_prompt_set(PromptSetConfig(path=str(file), kind=kind)).prompts
-        ]
-        found[name] = (kind, opener_probabilities(model, tok, prompts[:MAX_PROMPTS]))
+        prompts = eval_prompts(file, kind)[:MAX_PROMPTS]
+        found[name] = (kind, opener_probabilities(model, tok, prompts))
     harmful = [p for p, _ in found[HARMFUL][1]]
     rows = {}
     for name, (kind, pairs) in found.items():
