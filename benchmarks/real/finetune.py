@@ -23,7 +23,7 @@ import json
 import time
 from pathlib import Path
 
-from data import CACHE, DATA, KINDS, SEEDS, eval_sets, mix_path, smollm_gguf
+from data import CACHE, DATA, KINDS, PCTS, SEEDS, eval_sets, mix_path, smollm_gguf
 from rank import ALIGNED, RESULTS, SELECTORS, cell, stat, update_results
 
 from sealft.config import ExperimentRecipeConfig
@@ -45,6 +45,8 @@ METHODS = [
 # controls (frozen-loss, implicit-reward, safeinstr) join with --methods; their steps are
 # cached like the rest, so adding them later redoes nothing.
 QUICK_METHODS = ["full", "seal", "seal+safeinstr"]
+# The grid's share of harmful rows; --pcts adds 5% or 20% cells, where a perfect ranking's
+# advantage over a random p = 0.8 (which keeps 80% of the harmful rows) is smaller or larger.
 PCT = 10
 # The held-out harmful prompts (1,140, shuffled across their sources) cost most of an
 # evaluation: the full grid answers 400 of them (plus 100 physical-unsafe ones), --quick
@@ -61,12 +63,14 @@ def prompt_sets(quick: bool) -> list[dict]:
     return sets
 
 
-def experiment(kind: str, seed: int, quick: bool, name: str, methods, p) -> ExperimentRecipeConfig:
+def experiment(
+    kind: str, pct: int, seed: int, quick: bool, name: str, methods, p
+) -> ExperimentRecipeConfig:
     size = "quick" if quick else "full"
     tree = {
         "model": {"name_or_path": str(ALIGNED)},
         "reference_model": {"name_or_path": smollm_gguf()},
-        "data": {"path": str(mix_path(kind, PCT, seed, quick))},
+        "data": {"path": str(mix_path(kind, pct, seed, quick))},
         "safe": {"path": str(DATA / "safe.jsonl")},
         "tokenize": {"max_length": 256},
         "sft": {"lr": 3e-4, "epochs": 2, "batch_size": 8},
@@ -83,7 +87,7 @@ def experiment(kind: str, seed: int, quick: bool, name: str, methods, p) -> Expe
             "generation": {"max_new_tokens": 32, "batch_size": 32},
         },
         "labels": {"field": "harmful", "harmful": [1]},
-        "output_dir": str(CACHE / "finetune" / size / f"{kind}-{PCT:02d}-s{seed}" / name),
+        "output_dir": str(CACHE / "finetune" / size / f"{kind}-{pct:02d}-s{seed}" / name),
         **SELECTORS.get(name, {}),
     }
     return ExperimentRecipeConfig.model_validate(tree)
@@ -94,23 +98,27 @@ def runs(
     kinds: list[str] | None = None,
     seeds: list[int] | None = None,
     methods: list[str] | None = None,
-) -> list[tuple[str, int, str, list[str], list[float]]]:
-    """(kind, seed, name, methods, p) of every experiment in the grid.
+    pcts: list[int] | None = None,
+) -> list[tuple[str, int, int, str, list[str], list[float]]]:
+    """(kind, pct, seed, name, methods, p) of every experiment in the grid.
 
-    --quick is one cell (the self-generated kind, seed 0) unless kinds or seeds widen it."""
+    --quick is one cell (the self-generated kind, 10%, seed 0) unless kinds, seeds or
+    pcts widen it."""
     if quick:
         return [
-            (kind, seed, "seal-default", methods or QUICK_METHODS, [0.8])
+            (kind, pct, seed, "seal-default", methods or QUICK_METHODS, [0.8])
             for kind in kinds or ["self"]
+            for pct in pcts or [PCT]
             for seed in seeds or [0]
         ]
     out = []
     for kind in kinds or KINDS:
-        for seed in seeds or SEEDS:
-            p = [0.7, 0.8, 0.9] if kind == "self" else [0.8]
-            out.append((kind, seed, "seal-default", methods or METHODS, p))
-            if methods is None or "seal" in methods:
-                out.append((kind, seed, "seal-paper", ["seal"], [0.8]))
+        for pct in pcts or [PCT]:
+            for seed in seeds or SEEDS:
+                p = [0.7, 0.8, 0.9] if kind == "self" and pct == PCT else [0.8]
+                out.append((kind, pct, seed, "seal-default", methods or METHODS, p))
+                if methods is None or "seal" in methods:
+                    out.append((kind, pct, seed, "seal-paper", ["seal"], [0.8]))
     return out
 
 
@@ -166,18 +174,25 @@ def merged(old: list[dict], new: list[dict]) -> list[dict]:
     return sorted(runs, key=lambda r: (order.index(r["method"]), r["p"] or 0))
 
 
+def group_order(item: tuple) -> tuple:
+    """Kinds in the order first measured, then pct, the experiment and the method order."""
+    (kind, pct, name, method, p), _ = item
+    return (KINDS.index(kind), int(pct), name, ["aligned", *METHODS].index(method), p or 0)
+
+
 def summary_table(grid: dict) -> str:
     """Mean ± std over the seeds, per (kind, experiment, method, p)."""
     groups: dict[tuple, list[dict]] = {}
     for key, entry in grid.items():
-        kind, _, _, name = key.split("/")
+        kind, pct, _, name = key.split("/")
         for r in entry.get("runs", []):
-            groups.setdefault((kind, name, r["method"], r["p"]), []).append(r)
+            groups.setdefault((kind, pct, name, r["method"], r["p"]), []).append(r)
     lines = [
-        "| mix | method | p | seeds | harmful trained | refusal ↑ | over-refusal ↓ | benign loss |",
-        "|---|---|---|---|---|---|---|---|",
+        "| mix | harmful | method | p | seeds | harmful trained | refusal ↑ | over-refusal ↓ "
+        "| benign loss |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for (kind, name, method, p), rs in groups.items():
+    for (kind, pct, name, method, p), rs in sorted(groups.items(), key=group_order):
         cols = [
             [r["harmful_trained"] for r in rs],
             [100 * r["metrics"]["refusal_rate"] for r in rs],
@@ -186,7 +201,7 @@ def summary_table(grid: dict) -> str:
         cells = " | ".join(cell(stat(v), 1) for v in cols)
         loss = cell(stat([r["metrics"]["benign_loss"] for r in rs]), 3)
         label = method if name == "seal-default" else f"{method} ({name})"
-        lines.append(f"| {kind} | {label} | {p or '–'} | {len(rs)} | {cells} | {loss} |")
+        lines.append(f"| {kind} | {pct}% | {label} | {p or '–'} | {len(rs)} | {cells} | {loss} |")
     return "\n".join(lines)
 
 
@@ -210,6 +225,9 @@ def main() -> None:
     ap.add_argument("--methods", nargs="+", choices=METHODS, help="methods (default: the size's)")
     ap.add_argument("--kinds", nargs="+", choices=KINDS, help="harmful kinds (default: all)")
     ap.add_argument("--seeds", nargs="+", type=int, choices=SEEDS, help="seeds (default: all)")
+    ap.add_argument(
+        "--pcts", nargs="+", type=int, choices=PCTS, help=f"harmful share in %% (default: {PCT})"
+    )
     args = ap.parse_args()
     size = "quick" if args.quick else "full"
     saved = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
@@ -217,19 +235,20 @@ def main() -> None:
     if args.table or args.summary:
         print(table(grid) if args.table else summary_table(grid))
         return
-    for kind, seed, name, methods, p in runs(args.quick, args.kinds, args.seeds, args.methods):
+    cells = runs(args.quick, args.kinds, args.seeds, args.methods, args.pcts)
+    for kind, pct, seed, name, methods, p in cells:
         start = time.time()
-        results = run_experiment(experiment(kind, seed, args.quick, name, methods, p))
-        key = f"{kind}/{PCT}/{seed}/{name}"
+        results = run_experiment(experiment(kind, pct, seed, args.quick, name, methods, p))
+        key = f"{kind}/{pct}/{seed}/{name}"
         # A re-run takes the finished steps from the cache: the seconds spent on them
         # were counted by the run that did them.
         spent = grid.get(key, {}).get("seconds", 0) + round(time.time() - start)
         grid[key] = {
-            "runs": run_rows(results, mix_path(kind, PCT, seed, args.quick)),
+            "runs": run_rows(results, mix_path(kind, pct, seed, args.quick)),
             "seconds": spent,
         }
         record(size, key, grid[key])
-        print(f"{kind} {PCT}% seed {seed} {name}: {time.time() - start:.0f} s", flush=True)
+        print(f"{kind} {pct}% seed {seed} {name}: {time.time() - start:.0f} s", flush=True)
 
 
 if __name__ == "__main__":
