@@ -22,6 +22,7 @@ every process (`save_dir`), which under FSDP or ZeRO-3 no single process holds.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import random
@@ -40,9 +41,9 @@ from transformers import (
 from .config import ConfigError, RuntimeConfig, SFTConfig
 from .config.schema import NonFinite
 from .data import DataError, Encoded, Sample, collate, pad_id
-from .distributed import launched_processes
+from .distributed import engine, launched_processes
 from .io import append_jsonl, trim_jsonl
-from .model.load import attention_for, device_for, use_bf16
+from .model.load import attention_for, device_for, frozen_weights_in_bf16, use_bf16
 from .model.losses import per_sample_loss
 from .model.optim import BETAS
 from .progress import progress_bar
@@ -291,10 +292,19 @@ def train(
     saved = sorted(int(c.name.split("-")[1]) for c in checkpoints.glob("checkpoint-*"))
     if saved and main:
         trim_jsonl(run_dir / "metrics.jsonl", lambda r: r["step"] <= saved[-1])
-    output = trainer.train(resume_from_checkpoint=True if saved else None)
+    with _frozen_in_bf16(model, args, runtime):
+        output = trainer.train(resume_from_checkpoint=True if saved else None)
     if save_dir is not None:
         _save(trainer, model, tokenizer, save_dir)
     return {"train_loss": output.training_loss, "steps": output.global_step}
+
+
+def _frozen_in_bf16(model, args: TrainingArguments, runtime: RuntimeConfig):
+    """`frozen_weights_in_bf16` for the Trainer's autocast passes, unless an engine that
+    wraps or shards the parameters itself (FSDP, DeepSpeed) runs them."""
+    if not args.bf16 or engine() not in ("none", "ddp"):
+        return contextlib.nullcontext()
+    return frozen_weights_in_bf16(model, device_for(runtime.device), runtime.precision)
 
 
 def _save(trainer: Trainer, model, tokenizer, folder: Path) -> None:

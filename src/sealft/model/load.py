@@ -174,3 +174,44 @@ def autocast(device: torch.device, precision: str):
     if not use_bf16(device, precision):
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def _adapter_modules(model) -> set[int]:
+    """ids of the modules inside PEFT adapters (`lora_A`, `lora_B`, ...): trainable, or
+    frozen only while another adapter is active, and never to be swapped."""
+    inside: set[int] = set()
+    for module in model.modules():
+        for name in getattr(module, "adapter_layer_names", ()):
+            for sub in getattr(module, name, {}).values():
+                inside.update(id(m) for m in sub.modules())
+    return inside
+
+
+@contextlib.contextmanager
+def frozen_weights_in_bf16(model, device: torch.device, precision: str):
+    """Hold the frozen fp32 weights of `model`'s linear layers in bf16 while autocast trains.
+
+    Autocast caches its casts only for tensors that require grad, so every pass casts
+    every frozen weight to bf16 again: under LoRA that is the whole base model, once per
+    pass (a selector step makes three). A bf16 copy made once is what each of those casts
+    produces, so the passes compute the same numbers; the fp32 weights come back on exit
+    (a tied LM head is untied for the while and tied again). Nothing changes without bf16
+    autocast. The caller runs only autocast passes inside: the swapped weights are bf16.
+    """
+    swapped: list[tuple[torch.nn.Module, str, torch.nn.Parameter]] = []
+    if use_bf16(device, precision):
+        adapters = _adapter_modules(model)
+        for module in model.modules():
+            if not isinstance(module, torch.nn.Linear) or id(module) in adapters:
+                continue
+            for name in ("weight", "bias"):
+                param = getattr(module, name)
+                if param is None or param.requires_grad or param.dtype != torch.float32:
+                    continue
+                swapped.append((module, name, param))
+                setattr(module, name, torch.nn.Parameter(param.detach().bfloat16(), False))
+    try:
+        yield
+    finally:
+        for module, name, param in swapped:
+            setattr(module, name, param)

@@ -24,7 +24,7 @@ from torch.utils.checkpoint import checkpoint
 
 from ..data.tokenize import Encoded, collate
 from ..progress import progress_bar
-from .load import attention_for, autocast, unwrap_parallel
+from .load import attention_for, autocast, frozen_weights_in_bf16, unwrap_parallel
 
 # Causal LMs whose forward (transformers 5.x, checked in the source) computes
 # `logits = lm_head(body(...)[0])` with nothing after the head. Scaled or soft-capped heads
@@ -217,10 +217,11 @@ def sample_losses(
     model.eval()
     out = []
     batches = torch.arange(len(data)).split(batch_size)
-    for idx in progress_bar(batches, desc="losses", enabled=progress):
-        out.append(
-            losses_and_backward(
-                model, data, idx, None, pad=pad, device=device, precision=precision, micro=None
+    with frozen_weights_in_bf16(model, device, precision):
+        for idx in progress_bar(batches, desc="losses", enabled=progress):
+            out.append(
+                losses_and_backward(
+                    model, data, idx, None, pad=pad, device=device, precision=precision, micro=None
+                )
             )
-        )
     return torch.cat(out) if out else torch.empty(0)

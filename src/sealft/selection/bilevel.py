@@ -27,6 +27,7 @@ state, Python's and NumPy's RNG states): nothing in it is ever unpickled.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
@@ -45,6 +46,7 @@ from safetensors.torch import load_file, save_file
 from ..config import ConfigError, RuntimeConfig, SelectorConfig, SelectorTrainConfig
 from ..data.tokenize import Encoded
 from ..distributed import SINGLE, World
+from ..model.load import frozen_weights_in_bf16
 from ..model.lora import adapter_parameters
 from ..model.losses import losses_and_backward
 from ..model.optim import adam
@@ -216,13 +218,17 @@ class BilevelTrainer:
         on_epoch: Callable[[int, Selector], None] | None = None,
     ) -> Selector:
         self._synchronise()
-        while self.epochs_done < self.cfg.epochs:
-            epoch = self.epochs_done
-            self._epoch(epoch, log)
-            self.epochs_done, self.steps_done = epoch + 1, 0
-            self._checkpoint()
-            if on_epoch is not None:
-                on_epoch(epoch, self.selector)
+        modules = {id(b.module): b.module for b in self._named_branches().values()}
+        with contextlib.ExitStack() as stack:
+            for module in modules.values():
+                stack.enter_context(frozen_weights_in_bf16(module, self.device, self.precision))
+            while self.epochs_done < self.cfg.epochs:
+                epoch = self.epochs_done
+                self._epoch(epoch, log)
+                self.epochs_done, self.steps_done = epoch + 1, 0
+                self._checkpoint()
+                if on_epoch is not None:
+                    on_epoch(epoch, self.selector)
         return self.selector
 
     def _synchronise(self) -> None:
