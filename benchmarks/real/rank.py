@@ -78,6 +78,9 @@ SELECTORS = {
     "seal-features-hidden": {"selector": {"kind": "features", "features": {"source": "hidden"}}},
     "seal-crossfit": {"selector": {"smoothing": "crossfit"}},
     "seal-4-epochs": {"selector": {"epochs": 4}},
+    # One learning epoch and no warm-up: half the selector's cost (issue 11). Does the
+    # warm-up earn its epoch once the logits start from the implicit reward?
+    "seal-1-epoch": {"selector": {"epochs": 1, "warmup_epochs": 0}},
     # The implicit-reward start at a fifth of its scale: at 1.0 the start's spread (1 logit)
     # is about 20 times that of the logits the selector learns from zeros (0.04-0.05 on
     # the seed-0 mixes), so what the bilevel steps learn barely moves the ranking.
@@ -95,6 +98,7 @@ AT_10 = (
     "seal-crossfit",
     "seal-4-epochs",
     "seal-init-0.2",
+    "seal-1-epoch",
 )
 
 
