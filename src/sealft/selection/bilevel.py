@@ -218,9 +218,8 @@ class BilevelTrainer:
         on_epoch: Callable[[int, Selector], None] | None = None,
     ) -> Selector:
         self._synchronise()
-        modules = {id(b.module): b.module for b in self._named_branches().values()}
         with contextlib.ExitStack() as stack:
-            for module in modules.values():
+            for module in self._modules():
                 stack.enter_context(frozen_weights_in_bf16(module, self.device, self.precision))
             while self.epochs_done < self.cfg.epochs:
                 epoch = self.epochs_done
@@ -236,9 +235,7 @@ class BilevelTrainer:
         logits and features come from passes that each process ran on its own."""
         tensors = list(self.selector.parameters())
         tensors += [b for b in self.selector.buffers() if not b.is_sparse]
-        # Under LoRA both branches are adapters of one module.
-        modules = {id(b.module): b.module for b in self._named_branches().values()}
-        for module in modules.values():
+        for module in self._modules():
             tensors += _trainable(module).values()
         self.world.broadcast(tensors)
 
@@ -352,6 +349,11 @@ class BilevelTrainer:
         log.warning(nonfinite_message(where, groups, "left out of this step"))
 
     # -- checkpoints ------------------------------------------------------------------
+
+    def _modules(self) -> list[torch.nn.Module]:
+        """The distinct modules the branches train: under LoRA both branches are adapters
+        of one module."""
+        return list({id(b.module): b.module for b in self._named_branches().values()}.values())
 
     def _named_branches(self) -> dict[str, _Branch]:
         return {"upper": self.upper} | ({"lower": self.lower} if self.lower else {})
