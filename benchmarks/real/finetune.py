@@ -45,6 +45,8 @@ METHODS = [
 # controls (frozen-loss, implicit-reward, safeinstr) join with --methods; their steps are
 # cached like the rest, so adding them later redoes nothing.
 QUICK_METHODS = ["full", "seal", "seal+safeinstr"]
+# The order runs are listed in: the aligned model before fine-tuning first.
+ORDER = ["aligned", *METHODS]
 # The grid's share of harmful rows; --pcts adds 5% or 20% cells, where a perfect ranking's
 # advantage over a random p = 0.8 (which keeps 80% of the harmful rows) is smaller or larger.
 PCT = 10
@@ -169,15 +171,14 @@ def table(grid: dict) -> str:
 def merged(old: list[dict], new: list[dict]) -> list[dict]:
     """One experiment's runs: the new ones, and the old ones of methods not run this time."""
     done = {(r["method"], r["p"], r["seed"]) for r in new}
-    order = ["aligned", *METHODS]
     runs = [r for r in old if (r["method"], r["p"], r["seed"]) not in done] + new
-    return sorted(runs, key=lambda r: (order.index(r["method"]), r["p"] or 0))
+    return sorted(runs, key=lambda r: (ORDER.index(r["method"]), r["p"] or 0))
 
 
 def group_order(item: tuple) -> tuple:
     """Kinds in the order first measured, then pct, the experiment and the method order."""
     (kind, pct, name, method, p), _ = item
-    return (KINDS.index(kind), int(pct), name, ["aligned", *METHODS].index(method), p or 0)
+    return (KINDS.index(kind), int(pct), name, ORDER.index(method), p or 0)
 
 
 def summary_table(grid: dict) -> str:
