@@ -9,7 +9,12 @@ from sealft.data import Sample, encode, pad_id
 from sealft.model.load import load_model_and_tokenizer
 from sealft.model.losses import sample_losses
 from sealft.scores import SCHEMA, n_keep, scores_table
-from sealft.selection.baselines import dsir_scores, frozen_loss_scores, random_scores
+from sealft.selection.baselines import (
+    dsir_scores,
+    frozen_loss_scores,
+    oracle_scores,
+    random_scores,
+)
 
 
 def samples(texts: list[tuple[str, str]]) -> list[Sample]:
@@ -37,6 +42,20 @@ def test_random_keeps_p_seeded_and_nested():
     assert len(kept(a, 0.4)) == 20 and sum(a.column("selected").to_pylist()) == 20
     assert kept(a, 0.4) == kept(b, 0.4) and kept(a, 0.4) != kept(c, 0.4)
     assert kept(a, 0.2) < kept(a, 0.4) < kept(a, 0.8)
+
+
+def test_oracle_ranks_every_harmful_sample_last_and_draws_the_rest_by_seed():
+    data = samples([(f"q{i}", f"a{i}") for i in range(40)])
+    harmful = [i % 5 == 0 for i in range(40)]  # 8 harmful
+    a, b = oracle_scores(data, harmful, 0, 0.5), oracle_scores(data, harmful, 1, 0.5)
+    for table in (a, b):
+        rows = sorted(table.to_pylist(), key=lambda r: r["rank"])
+        assert [harmful[r["index"]] for r in rows] == [False] * 32 + [True] * 8
+    assert not any(harmful[i] for i in kept(a, 0.8))
+    # Within the benign samples, the order is a seeded draw, not the input order.
+    first_benign = {i for i in range(40) if not harmful[i]}
+    first_benign = set(sorted(first_benign)[:20])
+    assert kept(a, 0.5) != kept(b, 0.5) and kept(a, 0.5) != first_benign
 
 
 def test_dsir_calls_the_package_and_prefers_samples_like_the_target(monkeypatch):

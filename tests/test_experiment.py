@@ -240,3 +240,33 @@ def test_methods_that_need_a_model_say_so_and_implicit_reward_runs(tmp_path, tin
     assert {round(r["logit"], 6) for r in pq.read_table(table).to_pylist()} == {0.0}
     run_experiment(smoothed, progress=False)
     assert table.stat().st_mtime_ns == after
+
+
+def test_oracle_needs_labels_trains_on_no_harmful_row_and_names_an_unlabelled_row(
+    tmp_path, tiny_model_dir
+):
+    with pytest.raises(ConfigError, match="oracle needs `labels`"):
+        shared_config(tiny_model_dir, tmp_path / "a", methods=["oracle"]).check_ready()
+    rows = [r | {"label": int(i % 4 == 0)} for i, r in enumerate(alpaca_rows(16))]
+    data = write_jsonl(tmp_path / "data.jsonl", rows)
+    cfg = shared_config(
+        tiny_model_dir,
+        tmp_path / "b",
+        methods=["oracle"],
+        data={"path": str(data)},
+        labels={"field": "label", "harmful": [1]},
+        p=0.75,
+    )
+    results = run_experiment(cfg, progress=False)
+    run = results["runs"][1]
+    trained = [
+        json.loads(line)["index"]
+        for line in (Path(run["run_dir"]) / "trained.jsonl").read_text().splitlines()
+    ]
+    assert run["method"] == "oracle" and len(trained) == 12
+    assert not any(rows[i]["label"] for i in trained)
+    del rows[5]["label"]
+    write_jsonl(data, rows)
+    unlabelled = cfg.model_copy(update={"output_dir": str(tmp_path / "c")})
+    with pytest.raises(ConfigError, match=r"data\.jsonl: row 5 has no `label` field"):
+        run_experiment(unlabelled, progress=False)

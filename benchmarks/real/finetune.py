@@ -31,7 +31,8 @@ from sealft.io import read_jsonl
 from sealft.recipes.experiment import run_experiment
 
 # `safeinstr` (every row plus the demonstrations) is seal+safeinstr's control: what the
-# demonstrations do without the selection.
+# demonstrations do without the selection. `oracle` (a random 80% of the benign rows, from
+# the labels) is the ceiling of any selection: what the benign rows alone cost in safety.
 METHODS = [
     "full",
     "random",
@@ -40,6 +41,7 @@ METHODS = [
     "seal",
     "safeinstr",
     "seal+safeinstr",
+    "oracle",
 ]
 # --quick's headline: does the selection protect, alone and with demonstrations? The
 # controls (frozen-loss, implicit-reward, safeinstr) join with --methods; their steps are

@@ -11,6 +11,7 @@ for one release (`_RENAMED`).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -692,6 +693,19 @@ class LabelConfig(_Strict):
         description="values of that field that mean harmful",
     )
 
+    def harmful_flags(self, records: Iterable[tuple[int, dict]], where: str) -> list[bool]:
+        """Whether each (row index, record) is labelled harmful; every record must carry
+        the field."""
+        flags = []
+        for index, record in records:
+            if self.field not in record:
+                raise ConfigError(
+                    f"{where}: row {index} has no `{self.field}` field (labels.field); the "
+                    "oracle method needs a label on every row"
+                )
+            flags.append(record[self.field] in self.harmful)
+        return flags
+
 
 class ExperimentRecipeConfig(_Recipe):
     """Everything `seal run` needs: the selector's settings plus methods, seeds and p."""
@@ -735,8 +749,9 @@ class ExperimentRecipeConfig(_Recipe):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     labels: LabelConfig | None = Field(
         None,
-        description="known harmful samples in the data (for the report's score "
-        "distributions and AUROC; never used for training)",
+        description="known harmful samples in the data: for the report's score "
+        "distributions and AUROC, and the `oracle` method's perfect ranking; no other "
+        "method sees them",
     )
     report: bool = Field(True, description="write report.html at the end")
     output_dir: str = Field("runs/experiment", description="run folder for every output")

@@ -29,7 +29,13 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from ..config import ExperimentRecipeConfig, FinetuneRecipeConfig, ModelConfig, dump_config
+from ..config import (
+    ExperimentRecipeConfig,
+    FinetuneRecipeConfig,
+    ModelConfig,
+    as_list,
+    dump_config,
+)
 from ..data import Encoded, LoadedData, encode_configured, load_sources
 from ..distributed import require_replicated, world
 from ..eval.evaluator import Evaluator, judge_pairs, read_answers, set_rate, write_answers
@@ -42,6 +48,7 @@ from ..selection.baselines import (
     dsir_scores,
     frozen_loss_scores,
     implicit_reward_scores,
+    oracle_scores,
     random_scores,
 )
 from ..selection.features import ngram_features
@@ -353,7 +360,23 @@ class Experiment:
                 return table, trainable.dropped
 
             found["dsir"] = self.scores_step(folder / "dsir", dsir_key, dsir)
+        if "oracle" in cfg.methods:
+            found["oracle"] = self.oracle_ranking(folder, key, seed, trainable)
         return found
+
+    def oracle_ranking(self, folder: Path, key: dict, seed: int, trainable: Encoded) -> Path:
+        """The labels' perfect ranking, ties broken by the seed."""
+        labels = self.cfg.labels
+        where = ", ".join(str(d.path) for d in as_list(self.cfg.data))
+
+        def make():
+            records = ((s.index, s.record) for s in trainable.samples)
+            harmful = labels.harmful_flags(records, where)
+            p_top = max(self.cfg.p_values())
+            return oracle_scores(trainable.samples, harmful, seed, p_top), trainable.dropped
+
+        key = key | {"labels": labels.model_dump(mode="json")}
+        return self.scores_step(folder / "oracle", key, make)
 
     def finetune_and_evaluate(
         self, method: str, p: float | None, seed: int, rankings: dict[str, Path]

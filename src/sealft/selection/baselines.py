@@ -1,8 +1,8 @@
 """The paper's baseline selections, each written as a scores table like `seal select`'s.
 
-Every ranking method (random, DSIR, the frozen model's loss) yields one logit per sample;
-the higher the logit the earlier the sample is kept. `seal finetune` then keeps the top p
-of any of them the same way, so a sweep over p keeps nested subsets.
+Every ranking method (random, DSIR, the frozen model's loss, the labels' oracle) yields
+one logit per sample; the higher the logit the earlier the sample is kept. `seal finetune`
+then keeps the top p of any of them the same way, so a sweep over p keeps nested subsets.
 """
 
 from __future__ import annotations
@@ -28,6 +28,16 @@ def random_scores(samples: Sequence[Sample], seed: int, p: float) -> pa.Table:
     """A uniformly random order: the top p of it is a uniformly random p of the data."""
     gen = torch.Generator().manual_seed(seed)
     return scores_table(samples, torch.rand(len(samples), generator=gen).tolist(), p)
+
+
+def oracle_scores(
+    samples: Sequence[Sample], harmful: Sequence[bool], seed: int, p: float
+) -> pa.Table:
+    """A perfect ranking: every harmful sample below every other, each group in a uniformly
+    random order, so a top p within the benign share is a random p of the benign samples."""
+    gen = torch.Generator().manual_seed(seed)
+    noise = torch.rand(len(samples), generator=gen)
+    return scores_table(samples, (noise - torch.tensor(harmful, dtype=torch.float32)).tolist(), p)
 
 
 def text_of(sample: Sample) -> str:

@@ -48,6 +48,13 @@ TABLE: dict[str, Method] = {
             needs="reference_model",
         ),
         Method(
+            "oracle",
+            "oracle",
+            summary="a random p of the samples not labelled harmful: the best any selector "
+            "can do (a benchmark's upper bound, read from `labels`)",
+            needs="labels",
+        ),
+        Method(
             "guard",
             "guard",
             summary="the top p by a safety classifier's probability of safe",
