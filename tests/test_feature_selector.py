@@ -195,7 +195,8 @@ def test_the_selector_can_start_from_the_implicit_reward(
 
     start = [f"selector.kind={kind}", f"selector.init={init}", "selector.init_scale=2"]
     start += [f"reference_model.name_or_path={reference_dir}", "selector.lr=1e-12"]
-    start.append("selector.smoothing=none")  # the start itself, unsmoothed
+    # The start itself: unsmoothed, and no prompt probe subtracted.
+    start += ["selector.smoothing=none", "selector.prompt_probe.weight=0"]
     assert _cli(tmp_path, tiny_model_dir, *files, extra=start) == 0
     scores = pq.read_table(tmp_path / "run" / "scores.parquet").to_pylist()
     model, tok = load_model_and_tokenizer(str(tiny_model_dir))

@@ -111,7 +111,8 @@ def test_stop_names_epoch_step_and_sample_and_keeps_the_last_good_checkpoint(
 def test_skip_leaves_the_sample_out_of_every_update(tmp_path, poisoned_model_dir, files, capsys):
     out = tmp_path / "run"
     extra = ["selector_train.on_nonfinite=skip", "selector.activation=sigmoid"]
-    extra.append("selector.smoothing=none")  # the raw logits, which this test reads
+    # The raw logits, which this test reads: unsmoothed, no prompt probe.
+    extra += ["selector.smoothing=none", "selector.prompt_probe.weight=0"]
     assert _select(poisoned_model_dir, *files, out, *extra) == 0
     bad = _poisoned_id(files[0])
     warnings = [x for x in capsys.readouterr().err.splitlines() if x.startswith("warning:")]

@@ -298,6 +298,7 @@ def test_shipped_configs_validate():
     assert paper.selector.response_tokens is None and paper.selector.warmup_epochs == 0
     assert paper.selector.baseline == "none" and paper.selector.activation == "softmax"
     assert (paper.selector.kind, paper.selector.smoothing) == ("logits", "none")
+    assert paper.selector.probe_weight() == 0
     load_config(SelectRecipeConfig, root / "select.yaml")
 
 

@@ -205,6 +205,35 @@ class FeatureConfig(_Strict):
     l2: float = Field(0.0, ge=0, description="weight decay on w")
 
 
+class ProbeConfig(_Strict):
+    """The prompt probe (sealft.selection.probe): a linear probe on the aligned model's state
+    at the end of each prompt, fitted on the safe set's refused against its answered
+    requests; it judges the request, where the learned logits judge the response."""
+
+    weight: float | None = Field(
+        None,
+        ge=0,
+        description="final logit = smoothed logit − weight × (the probe's standardised "
+        "score), in units of the logits' standard deviation; 0: no probe. null (auto): "
+        "1 for a logits selector, 0 for a feature selector (whose map `seal score` must "
+        "reproduce)",
+    )
+    depth: float = Field(
+        0.55,
+        gt=0,
+        le=1,
+        description="which layer, as a fraction of the model's depth (SmolLM2-135M: 0.55 is "
+        "layer 16 of 30)",
+    )
+    layer: int | None = Field(None, ge=0, description="the layer itself (overrides depth)")
+    c: float = Field(
+        0.1, gt=0, description="inverse L2 strength of the logistic regression (scikit-learn C)"
+    )
+    detector: str = Field(
+        "phrases", description="which refusal detector tells the safe set's refusals apart"
+    )
+
+
 class SelectorConfig(_Strict):
     kind: Literal["logits", "features"] = Field(
         "logits",
@@ -214,6 +243,7 @@ class SelectorConfig(_Strict):
         "score samples the selector never saw",
     )
     features: FeatureConfig = Field(default_factory=FeatureConfig)
+    prompt_probe: ProbeConfig = Field(default_factory=ProbeConfig)
     smoothing: Literal["auto", "none", "crossfit", "blend"] = Field(
         "auto",
         description="crossfit: replace each learned logit by a ridge regression's prediction "
@@ -271,6 +301,22 @@ class SelectorConfig(_Strict):
         if self.smoothing == "auto":
             return "blend" if self.kind == "logits" else "none"
         return self.smoothing
+
+    @model_validator(mode="after")
+    def _probe_fits_kind(self) -> SelectorConfig:
+        if self.kind == "features" and self.prompt_probe.weight:
+            raise ValueError(
+                "selector.prompt_probe.weight must be 0 for a feature selector: `seal score` "
+                "scores unseen samples with the map alone, and would not reproduce the run"
+            )
+        return self
+
+    def probe_weight(self) -> float:
+        """selector.prompt_probe.weight with auto resolved."""
+        weight = self.prompt_probe.weight
+        if weight is None:
+            return 1.0 if self.kind == "logits" else 0.0
+        return weight
 
     def selector_learns(self, epoch: int) -> bool:
         """Warm-up never takes the last epoch: at least one epoch always trains the logits."""

@@ -46,6 +46,7 @@ from ..selection.bilevel import (
     remove_checkpoint,
 )
 from ..selection.features import compute_features
+from ..selection.probe import prompt_probe
 from ..selection.selector import FeatureSelector, Selector, weights_of
 from ..selection.smoothing import blend, crossfit, standardised
 
@@ -127,6 +128,25 @@ def initial_logits(cfg: SelectRecipeConfig, model, tokenizer, ft: Encoded, devic
     return cfg.selector.init_scale * standardised(reward)
 
 
+def probe_of(cfg: SelectRecipeConfig, model, tokenizer, ft: Encoded, sf: Encoded, device):
+    """The prompt probe's score of every fine-tuning sample, from the frozen model; None
+    when selector.prompt_probe is off."""
+    if cfg.selector.probe_weight() == 0:
+        return None
+    return prompt_probe(
+        cfg.selector.prompt_probe,
+        model,
+        tokenizer,
+        ft.samples,
+        sf.samples,
+        cfg.tokenize,
+        seed=cfg.seed,
+        batch_size=cfg.selector_train.batch_size,
+        device=device,
+        precision=cfg.runtime.precision,
+    )
+
+
 def make_selector(cfg: SelectRecipeConfig, ft: Encoded, features) -> Selector:
     ids = [s.sample_id for s in ft.samples]
     if cfg.selector.kind == "logits":
@@ -194,21 +214,27 @@ def _refuse_pickled_checkpoint(run_dir: Path, overwrite: bool, replace_stale: bo
         )
 
 
-def final_logits(cfg: SelectRecipeConfig, selector: Selector, features) -> torch.Tensor:
-    """The learned logits, or their smoothing (selector.smoothing)."""
+def final_logits(
+    cfg: SelectRecipeConfig, selector: Selector, features, probe: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The learned logits, or their smoothing (selector.smoothing), less the prompt probe's
+    standardised score times its weight in the logits' own spread."""
     logits = selector.logits.detach()
     smoothing = cfg.selector.smoothing_method()
     if smoothing == "crossfit":
         logits = crossfit(features[0], logits, seed=cfg.seed)
     elif smoothing == "blend":
         logits = blend(features[0], logits, seed=cfg.seed)
+    if probe is not None:
+        spread = logits.std().clamp(min=1e-6) if len(logits) > 1 else 1.0
+        logits = logits - cfg.selector.probe_weight() * spread * standardised(probe)
     return logits
 
 
 def _write_outputs(
-    cfg, selector: Selector, features, ft: Encoded, run_dir: Path, here: World
+    cfg, selector: Selector, features, probe, ft: Encoded, run_dir: Path, here: World
 ) -> pa.Table:
-    logits = final_logits(cfg, selector, features)
+    logits = final_logits(cfg, selector, features, probe)
     weights = weights_of(logits, cfg.selector.activation)
     scores = scores_table(ft.samples, logits, cfg.p, weights)
     if here.main:
@@ -265,6 +291,7 @@ def run_select(
     device = here.device or device_for(cfg.runtime.device)
     model.to(device)
     features = _features(cfg, model, ft, device, progress and here.main)
+    probe = probe_of(cfg, model, tokenizer, ft, sf, device)
     selector = make_selector(cfg, ft, features)
     # A resumed run takes its logits from the checkpoint: no need for the starting ones.
     if find_checkpoint(run_dir / CHECKPOINT) is None:
@@ -278,5 +305,5 @@ def run_select(
         write_dropped(run_dir / "dropped.jsonl", dropped)
     resumed_from = (trainer.epochs_done, trainer.steps_done)
     selector = trainer.train(log=(lambda r: append_jsonl(metrics, r)) if here.main else None)
-    scores = _write_outputs(cfg, selector, features, ft, run_dir, here)
+    scores = _write_outputs(cfg, selector, features, probe, ft, run_dir, here)
     return SelectResult(run_dir, scores, dropped, *resumed_from)
