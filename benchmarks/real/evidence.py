@@ -7,7 +7,7 @@ where a run from zeros exists (seed 0), the spread of the logits learned from ze
 correlation with the reward, and the AUROC of the two added, the zeros-run logits at a
 quarter of the reward's weight, raw and through the defaults' smoothing.
 
-    python benchmarks/real/evidence.py     # after rank.py --quick (seal-default,
+    python benchmarks/real/evidence.py     # after rank.py --quick (seal-blend,
                                            # seal-zeros, implicit-reward-blend)
 
 Results go to `real.json` under `evidence`, and a Markdown table is printed.
@@ -35,7 +35,7 @@ def learned(name: str, mix) -> torch.Tensor | None:
 
 
 def cell(mix, seed: int) -> dict | None:
-    seal = learned("seal-default", mix)
+    seal = learned("seal-blend", mix)
     if seal is None or not table_path("implicit-reward", mix).exists():
         return None
     cfg, samples, ir = id_ordered("implicit-reward", mix, seed)

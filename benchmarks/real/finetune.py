@@ -47,6 +47,10 @@ METHODS = [
 # controls (frozen-loss, implicit-reward, safeinstr) join with --methods; their steps are
 # cached like the rest, so adding them later redoes nothing.
 QUICK_METHODS = ["full", "seal", "seal+safeinstr"]
+# The fine-tune grid's SEAL: the defaults its cells were measured with (the implicit-reward
+# start and blend, before the prompt probe), pinned so that re-running a cell cannot mix two
+# settings in one cell; "seal-default" stays the name of its folders.
+GRID_SELECTOR = "seal-blend"
 # The order runs are listed in: the aligned model before fine-tuning first.
 ORDER = ["aligned", *METHODS]
 # The grid's share of harmful rows; --pcts adds 5% or 20% cells, where a perfect ranking's
@@ -92,7 +96,7 @@ def experiment(
         },
         "labels": {"field": "harmful", "harmful": [1]},
         "output_dir": str(CACHE / "finetune" / size / f"{kind}-{pct:02d}-s{seed}" / name),
-        **SELECTORS.get(name, {}),
+        **SELECTORS.get(GRID_SELECTOR if name == "seal-default" else name, {}),
     }
     return ExperimentRecipeConfig.model_validate(tree)
 

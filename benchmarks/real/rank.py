@@ -51,15 +51,22 @@ MAX_LENGTH = 256
 # The selector settings compared. "default" is sealft's defaults, whatever they are when
 # the grid runs; the others pin their settings so that a change of defaults cannot
 # redefine them.
+# Every setting measured before the prompt probe existed pins it off (OFF), so that its
+# results stay what they were measured as.
+OFF = {"prompt_probe": {"weight": 0}}
 SELECTORS = {
-    # With the reference model at hand (selector.init=auto starts from the implicit reward).
+    # With the reference model at hand (selector.init=auto starts from the implicit reward;
+    # the prompt probe on since 2026-12-01).
     "seal-default": {},
+    # The defaults until 2026-12-01: the implicit-reward start and blend, no prompt probe.
+    "seal-blend": {"selector": OFF},
     # The same without smoothing.
-    "seal-raw": {"selector": {"smoothing": "none"}},
+    "seal-raw": {"selector": {"smoothing": "none", **OFF}},
     # sealft's defaults before this benchmark: logits from zeros, no smoothing.
-    "seal-zeros": {"selector": {"init": "zeros", "smoothing": "none"}},
+    "seal-zeros": {"selector": {"init": "zeros", "smoothing": "none", **OFF}},
     "seal-paper": {
         "selector": {
+            **OFF,
             "kind": "logits",
             "init": "zeros",
             "smoothing": "none",
@@ -76,15 +83,15 @@ SELECTORS = {
     },
     "seal-features": {"selector": {"kind": "features"}},
     "seal-features-hidden": {"selector": {"kind": "features", "features": {"source": "hidden"}}},
-    "seal-crossfit": {"selector": {"smoothing": "crossfit"}},
-    "seal-4-epochs": {"selector": {"epochs": 4}},
+    "seal-crossfit": {"selector": {"smoothing": "crossfit", **OFF}},
+    "seal-4-epochs": {"selector": {"epochs": 4, **OFF}},
     # One learning epoch and no warm-up: half the selector's cost (issue 11). Does the
     # warm-up earn its epoch once the logits start from the implicit reward?
-    "seal-1-epoch": {"selector": {"epochs": 1, "warmup_epochs": 0}},
+    "seal-1-epoch": {"selector": {"epochs": 1, "warmup_epochs": 0, **OFF}},
     # The implicit-reward start at a fifth of its scale: at 1.0 the start's spread (1 logit)
     # is about 20 times that of the logits the selector learns from zeros (0.04-0.05 on
     # the seed-0 mixes), so what the bilevel steps learn barely moves the ranking.
-    "seal-init-0.2": {"selector": {"init_scale": 0.2}},
+    "seal-init-0.2": {"selector": {"init_scale": 0.2, **OFF}},
 }
 CHEAP = ("random", "dsir", "frozen-loss", "implicit-reward", "implicit-reward-blend")
 # Every mix gets the cheap rankers and the default selector; the other selector settings
@@ -349,7 +356,7 @@ def main() -> None:
         for pct in args.pcts:
             for seed in seeds:
                 mix = mix_path(kind, pct, seed, args.quick)
-                every = [*CHEAP, "seal-default", *(AT_10 if pct == 10 else ())]
+                every = [*CHEAP, "seal-blend", "seal-default", *(AT_10 if pct == 10 else ())]
                 for ranker in chosen or every:
                     key = f"{ranker}/{kind}/{pct}/{seed}"
                     if key in grid:
