@@ -47,7 +47,7 @@ def test_prompt_states_are_the_state_at_the_last_prompt_position(tmp_path, tiny_
     samples = list(load_samples(write_jsonl(tmp_path / "d.jsonl", alpaca_rows(3))).samples)
     cfg = SelectRecipeConfig.model_validate({"tokenize": {"max_length": 64}})
     states = prompt_states(
-        model, tok, samples, cfg.tokenize, 1, batch_size=2, device="cpu", precision="fp32"
+        model, tok, samples, cfg.tokenize, [0, 1], batch_size=2, device="cpu", precision="fp32"
     )
     from sealft.data import encode_configured
 
@@ -57,8 +57,9 @@ def test_prompt_states_are_the_state_at_the_last_prompt_position(tmp_path, tiny_
         first = next(j for j, t in enumerate(labels) if t != -100)
         ids = torch.tensor([enc.input_ids[i][:first]])
         with torch.no_grad():
-            want = model(input_ids=ids, output_hidden_states=True).hidden_states[1][0, -1]
-        assert torch.allclose(states[i], want, atol=1e-5)
+            want = model(input_ids=ids, output_hidden_states=True).hidden_states
+        for j, layer in enumerate((0, 1)):
+            assert torch.allclose(states[i, j], want[layer][0, -1], atol=1e-5)
     assert probe_layer(ProbeConfig(), model) == 1
     with pytest.raises(ConfigError, match="has 1 layers"):
         probe_layer(ProbeConfig(layer=3), model)

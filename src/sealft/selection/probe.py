@@ -22,10 +22,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ..config import ConfigError, FeatureConfig, ProbeConfig, TokenizeConfig
-from ..data import Sample, encode_configured
+from ..config import ConfigError, ProbeConfig, TokenizeConfig
+from ..data import Sample, collate, encode_configured
 from ..eval.detector import get_detector
-from .features import hidden_features
+from ..model.load import autocast
 
 log = logging.getLogger(__name__)
 FOLDS = 5
@@ -43,29 +43,41 @@ def probe_layer(cfg: ProbeConfig, model) -> int:
     return layer
 
 
+@torch.no_grad()
 def prompt_states(
     model,
     tokenizer,
     samples: Sequence[Sample],
     tokenize: TokenizeConfig,
-    layer: int,
+    layers: Sequence[int],
     *,
     batch_size: int,
     device,
     precision: str,
 ) -> torch.Tensor:
-    """(samples × hidden) states of `layer` at the last prompt position: encoded with one
-    response token, the only position that predicts a response token is that one."""
+    """(samples × layers × hidden) states at the last prompt position, the one that predicts
+    the first response token (hidden-states index 0 is the embeddings)."""
     enc = encode_configured(samples, tokenizer, tokenize, 1)
     if len(enc) != len(samples):
         raise ConfigError(
             f"the prompt probe could not encode {len(samples) - len(enc)} samples within "
             f"tokenize.max_length={tokenize.max_length}"
         )
-    spec = FeatureConfig(source="hidden", layer=layer, pooling="mean")
-    return hidden_features(
-        model, enc, spec, batch_size=batch_size, device=device, precision=precision
-    )
+    model.eval()
+    out = []
+    for idx in torch.arange(len(enc)).split(batch_size):
+        batch = collate([enc.input_ids[i] for i in idx], [enc.labels[i] for i in idx], 0)
+        batch = {k: v.to(device) for k, v in batch.items()}
+        with autocast(device, precision):
+            states = model(
+                input_ids=batch["input_ids"],
+                attention_mask=batch["attention_mask"],
+                output_hidden_states=True,
+            ).hidden_states
+        at = (batch["labels"] != -100).long().argmax(1) - 1
+        rows = torch.arange(len(idx), device=at.device)
+        out.append(torch.stack([states[i][rows, at].float() for i in layers], 1).cpu())
+    return torch.cat(out)
 
 
 def _fit(x: np.ndarray, y: np.ndarray, c: float):
@@ -133,8 +145,8 @@ def prompt_probe(
     kw = {"batch_size": batch_size, "device": device, "precision": precision}
     detector = get_detector(cfg.detector)
     refused = [detector.is_refusal(s.response) for s in safe]
-    safe_x = prompt_states(model, tokenizer, safe, tokenize, layer, **kw)
-    data_x = prompt_states(model, tokenizer, data, tokenize, layer, **kw)
+    safe_x = prompt_states(model, tokenizer, safe, tokenize, [layer], **kw)[:, 0]
+    data_x = prompt_states(model, tokenizer, data, tokenize, [layer], **kw)[:, 0]
     for name, samples, x in (("safe", safe, safe_x), ("fine-tuning", data, data_x)):
         finite = torch.isfinite(x).all(1).tolist()
         bad = [s.sample_id for s, ok in zip(samples, finite, strict=True) if not ok]
