@@ -25,7 +25,7 @@ from sklearn.metrics import roc_auc_score
 
 from sealft.scores import n_keep
 
-RANKERS = ("random", "dsir", "frozen-loss", "implicit-reward", "seal-blend")
+RANKERS = ("random", "dsir", "frozen-loss", "implicit-reward", "seal-blend", "seal-default")
 SEEDS = (0, 1, 2)
 
 
