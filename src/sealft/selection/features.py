@@ -56,6 +56,25 @@ def ngram_features(samples: Sequence[Sample], cfg: FeatureConfig) -> torch.Tenso
 
 
 @torch.no_grad()
+def hidden_state_batches(
+    model, data: Encoded, *, batch_size: int, device, precision: str, progress: bool = False
+):
+    """(batch, every layer's hidden states) of `data` in order, the model in eval mode."""
+    model.eval()
+    batches = torch.arange(len(data)).split(batch_size)
+    for idx in progress_bar(batches, desc="features", enabled=progress):
+        batch = collate([data.input_ids[i] for i in idx], [data.labels[i] for i in idx], 0)
+        batch = {k: v.to(device) for k, v in batch.items()}
+        with autocast(device, precision):
+            states = model(
+                input_ids=batch["input_ids"],
+                attention_mask=batch["attention_mask"],
+                output_hidden_states=True,
+            ).hidden_states
+        yield batch, states
+
+
+@torch.no_grad()
 def hidden_features(
     model,
     data: Encoded,
@@ -68,18 +87,10 @@ def hidden_features(
 ) -> torch.Tensor:
     """(samples × hidden) states of `cfg.layer`, pooled over each sample's response positions
     (labels != -100: the first K response tokens when the data were encoded with K)."""
-    model.eval()
     out = []
-    batches = torch.arange(len(data)).split(batch_size)
-    for idx in progress_bar(batches, desc="features", enabled=progress):
-        batch = collate([data.input_ids[i] for i in idx], [data.labels[i] for i in idx], 0)
-        batch = {k: v.to(device) for k, v in batch.items()}
-        with autocast(device, precision):
-            states = model(
-                input_ids=batch["input_ids"],
-                attention_mask=batch["attention_mask"],
-                output_hidden_states=True,
-            ).hidden_states[cfg.layer]
+    kw = {"batch_size": batch_size, "device": device, "precision": precision}
+    for batch, layers in hidden_state_batches(model, data, progress=progress, **kw):
+        states = layers[cfg.layer]
         # A response token is predicted from the position before it: those positions hold
         # what the model thinks as it writes the response.
         where = torch.zeros_like(batch["labels"], dtype=torch.bool)

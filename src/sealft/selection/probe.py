@@ -23,9 +23,9 @@ import numpy as np
 import torch
 
 from ..config import ConfigError, ProbeConfig, TokenizeConfig
-from ..data import Sample, collate, encode_configured
+from ..data import Sample, encode_configured
 from ..eval.detector import get_detector
-from ..model.load import autocast
+from .features import hidden_state_batches
 
 log = logging.getLogger(__name__)
 FOLDS = 5
@@ -43,7 +43,6 @@ def probe_layer(cfg: ProbeConfig, model) -> int:
     return layer
 
 
-@torch.no_grad()
 def prompt_states(
     model,
     tokenizer,
@@ -63,19 +62,11 @@ def prompt_states(
             f"the prompt probe could not encode {len(samples) - len(enc)} samples within "
             f"tokenize.max_length={tokenize.max_length}"
         )
-    model.eval()
     out = []
-    for idx in torch.arange(len(enc)).split(batch_size):
-        batch = collate([enc.input_ids[i] for i in idx], [enc.labels[i] for i in idx], 0)
-        batch = {k: v.to(device) for k, v in batch.items()}
-        with autocast(device, precision):
-            states = model(
-                input_ids=batch["input_ids"],
-                attention_mask=batch["attention_mask"],
-                output_hidden_states=True,
-            ).hidden_states
+    kw = {"batch_size": batch_size, "device": device, "precision": precision}
+    for batch, states in hidden_state_batches(model, enc, **kw):
         at = (batch["labels"] != -100).long().argmax(1) - 1
-        rows = torch.arange(len(idx), device=at.device)
+        rows = torch.arange(len(at), device=at.device)
         out.append(torch.stack([states[i][rows, at].float() for i in layers], 1).cpu())
     return torch.cat(out)
 
