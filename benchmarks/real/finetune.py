@@ -47,10 +47,15 @@ METHODS = [
 # controls (frozen-loss, implicit-reward, safeinstr) join with --methods; their steps are
 # cached like the rest, so adding them later redoes nothing.
 QUICK_METHODS = ["full", "seal", "seal+safeinstr"]
-# The fine-tune grid's SEAL: the defaults its cells were measured with (the implicit-reward
-# start and blend, before the prompt probe), pinned so that re-running a cell cannot mix two
-# settings in one cell; "seal-default" stays the name of its folders.
-GRID_SELECTOR = "seal-blend"
+# Each experiment's SEAL settings (a key of rank.SELECTORS), one folder per experiment.
+# "seal-default" is the grid's first SEAL, the defaults its cells were measured with (the
+# implicit-reward start and blend, before the prompt probe), pinned so that re-running a cell
+# cannot mix two settings in one cell; "seal-probe" is today's defaults, the probe on.
+EXPERIMENTS = {
+    "seal-default": "seal-blend",
+    "seal-probe": "seal-default",
+    "seal-paper": "seal-paper",
+}
 # The order runs are listed in: the aligned model before fine-tuning first.
 ORDER = ["aligned", *METHODS]
 # The grid's share of harmful rows; --pcts adds 5% or 20% cells, where a perfect ranking's
@@ -96,7 +101,7 @@ def experiment(
         },
         "labels": {"field": "harmful", "harmful": [1]},
         "output_dir": str(CACHE / "finetune" / size / f"{kind}-{pct:02d}-s{seed}" / name),
-        **SELECTORS.get(GRID_SELECTOR if name == "seal-default" else name, {}),
+        **SELECTORS[EXPERIMENTS[name]],
     }
     return ExperimentRecipeConfig.model_validate(tree)
 
@@ -107,14 +112,15 @@ def runs(
     seeds: list[int] | None = None,
     methods: list[str] | None = None,
     pcts: list[int] | None = None,
+    name: str = "seal-default",
 ) -> list[tuple[str, int, int, str, list[str], list[float]]]:
     """(kind, pct, seed, name, methods, p) of every experiment in the grid.
 
     --quick is one cell (the self-generated kind, 10%, seed 0) unless kinds, seeds or
-    pcts widen it."""
+    pcts widen it; `name` picks the SEAL settings (EXPERIMENTS)."""
     if quick:
         return [
-            (kind, pct, seed, "seal-default", methods or QUICK_METHODS, [0.8])
+            (kind, pct, seed, name, methods or QUICK_METHODS, [0.8])
             for kind in kinds or ["self"]
             for pct in pcts or [PCT]
             for seed in seeds or [0]
@@ -124,8 +130,8 @@ def runs(
         for pct in pcts or [PCT]:
             for seed in seeds or SEEDS:
                 p = [0.7, 0.8, 0.9] if kind == "self" and pct == PCT else [0.8]
-                out.append((kind, pct, seed, "seal-default", methods or METHODS, p))
-                if methods is None or "seal" in methods:
+                out.append((kind, pct, seed, name, methods or METHODS, p))
+                if name != "seal-paper" and (methods is None or "seal" in methods):
                     out.append((kind, pct, seed, "seal-paper", ["seal"], [0.8]))
     return out
 
@@ -235,6 +241,13 @@ def main() -> None:
     ap.add_argument(
         "--pcts", nargs="+", type=int, choices=PCTS, help=f"harmful share in %% (default: {PCT})"
     )
+    ap.add_argument(
+        "--experiment",
+        choices=EXPERIMENTS,
+        default="seal-default",
+        help="the SEAL settings of seal and seal+safeinstr: seal-default (pinned before the "
+        "prompt probe), seal-probe (today's defaults), seal-paper",
+    )
     args = ap.parse_args()
     size = "quick" if args.quick else "full"
     saved = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
@@ -242,7 +255,7 @@ def main() -> None:
     if args.table or args.summary:
         print(table(grid) if args.table else summary_table(grid))
         return
-    cells = runs(args.quick, args.kinds, args.seeds, args.methods, args.pcts)
+    cells = runs(args.quick, args.kinds, args.seeds, args.methods, args.pcts, args.experiment)
     for kind, pct, seed, name, methods, p in cells:
         start = time.time()
         results = run_experiment(experiment(kind, pct, seed, args.quick, name, methods, p))
