@@ -65,26 +65,32 @@ def test_prompt_states_are_the_state_at_the_last_prompt_position(tmp_path, tiny_
         probe_layer(ProbeConfig(layer=3), model)
 
 
-def test_select_subtracts_the_probe_and_weight_zero_is_the_plain_selector(tmp_path, tiny_model_dir):
+def probe_run(tmp_path, model_dir, safe_rows_: list[dict], name: str, **probe) -> list[float]:
+    """A one-epoch selector run's final logits, in row order."""
     data = write_jsonl(tmp_path / "ft.jsonl", alpaca_rows(12))
-    safe = write_jsonl(tmp_path / "safe.jsonl", safe_rows(6) + alpaca_rows(6, prefix="other"))
+    safe = write_jsonl(tmp_path / "safe.jsonl", safe_rows_)
+    cfg = SelectRecipeConfig.model_validate(
+        {
+            "model": {"name_or_path": str(model_dir)},
+            "data": {"path": str(data)},
+            "safe": {"path": str(safe)},
+            "tokenize": {"max_length": 64},
+            "selector": {"epochs": 1, "prompt_probe": probe},
+            "selector_train": {"batch_size": 4},
+            "runtime": {"precision": "fp32", "device": "cpu"},
+            "output_dir": str(tmp_path / name),
+        }
+    )
+    run_select(cfg, progress=False)
+    rows = pq.read_table(tmp_path / name / "scores.parquet").to_pylist()
+    return [r["logit"] for r in sorted(rows, key=lambda r: r["index"])]
+
+
+def test_select_subtracts_the_probe_and_weight_zero_is_the_plain_selector(tmp_path, tiny_model_dir):
+    safe = safe_rows(6) + alpaca_rows(6, prefix="other")
 
     def run(name: str, **probe) -> list[float]:
-        cfg = SelectRecipeConfig.model_validate(
-            {
-                "model": {"name_or_path": str(tiny_model_dir)},
-                "data": {"path": str(data)},
-                "safe": {"path": str(safe)},
-                "tokenize": {"max_length": 64},
-                "selector": {"epochs": 1, "prompt_probe": probe},
-                "selector_train": {"batch_size": 4},
-                "runtime": {"precision": "fp32", "device": "cpu"},
-                "output_dir": str(tmp_path / name),
-            }
-        )
-        run_select(cfg, progress=False)
-        rows = pq.read_table(tmp_path / name / "scores.parquet").to_pylist()
-        return [r["logit"] for r in sorted(rows, key=lambda r: r["index"])]
+        return probe_run(tmp_path, tiny_model_dir, safe, name, **probe)
 
     plain, probed, default = run("plain", weight=0), run("probed", weight=2.0), run("auto")
     assert plain != probed and default not in (plain, probed)
@@ -92,6 +98,19 @@ def test_select_subtracts_the_probe_and_weight_zero_is_the_plain_selector(tmp_pa
     heavier = run("heavier", weight=4.0)
     moved = torch.tensor(probed) - torch.tensor(plain)
     assert torch.allclose(torch.tensor(heavier) - torch.tensor(plain), 2 * moved, atol=1e-4)
+
+
+def test_without_refusals_in_the_safe_set_the_automatic_probe_steps_aside(
+    tmp_path, tiny_model_dir, caplog
+):
+    answers = alpaca_rows(8, prefix="other")
+    plain = probe_run(tmp_path, tiny_model_dir, answers, "plain", weight=0)
+    with caplog.at_level("WARNING"):
+        auto = probe_run(tmp_path, tiny_model_dir, answers, "auto")
+    assert auto == plain
+    assert "no safe sample is a refusal" in caplog.text and "off for this run" in caplog.text
+    with pytest.raises(ConfigError, match="no safe sample is a refusal"):
+        probe_run(tmp_path, tiny_model_dir, answers, "explicit", weight=1.0)
 
 
 def test_a_feature_selector_refuses_the_probe():

@@ -46,7 +46,7 @@ from ..selection.bilevel import (
     remove_checkpoint,
 )
 from ..selection.features import compute_features
-from ..selection.probe import prompt_probe
+from ..selection.probe import prompt_probe, refusals
 from ..selection.selector import FeatureSelector, Selector, weights_of
 from ..selection.smoothing import blend, crossfit, standardised
 
@@ -130,8 +130,18 @@ def initial_logits(cfg: SelectRecipeConfig, model, tokenizer, ft: Encoded, devic
 
 def probe_of(cfg: SelectRecipeConfig, model, tokenizer, ft: Encoded, sf: Encoded, device):
     """The prompt probe's score of every fine-tuning sample, from the frozen model; None
-    when selector.prompt_probe is off."""
+    when selector.prompt_probe is off, or left at its automatic weight with no refusal in
+    the safe set to learn from (an explicit weight then fails instead)."""
     if cfg.selector.probe_weight() == 0:
+        return None
+    probe = cfg.selector.prompt_probe
+    if probe.weight is None and not any(refusals(probe, sf.samples)):
+        log.warning(
+            "selector.prompt_probe: no safe sample is a refusal (detector %r), so the probe "
+            "has nothing to learn from and is off for this run; set "
+            "selector.prompt_probe.weight=0 to say so",
+            probe.detector,
+        )
         return None
     return prompt_probe(
         cfg.selector.prompt_probe,

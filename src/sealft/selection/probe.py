@@ -118,6 +118,12 @@ def _scores(sx: np.ndarray, y: np.ndarray, dx: np.ndarray, c: float, seed: int) 
     return torch.from_numpy(out).float()
 
 
+def refusals(cfg: ProbeConfig, safe: Sequence[Sample]) -> list[bool]:
+    """Which safe samples answer with a refusal, by the probe's refusal detector."""
+    detector = get_detector(cfg.detector)
+    return [detector.is_refusal(s.response) for s in safe]
+
+
 def prompt_probe(
     cfg: ProbeConfig,
     model,
@@ -134,8 +140,7 @@ def prompt_probe(
     """The probe's score of every sample of `data` (higher: more like a refused request)."""
     layer = probe_layer(cfg, model)
     kw = {"batch_size": batch_size, "device": device, "precision": precision}
-    detector = get_detector(cfg.detector)
-    refused = [detector.is_refusal(s.response) for s in safe]
+    refused = refusals(cfg, safe)
     safe_x = prompt_states(model, tokenizer, safe, tokenize, [layer], **kw)[:, 0]
     data_x = prompt_states(model, tokenizer, data, tokenize, [layer], **kw)[:, 0]
     for name, samples, x in (("safe", safe, safe_x), ("fine-tuning", data, data_x)):
