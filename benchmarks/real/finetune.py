@@ -113,14 +113,15 @@ def runs(
     methods: list[str] | None = None,
     pcts: list[int] | None = None,
     name: str = "seal-default",
+    ps: list[float] | None = None,
 ) -> list[tuple[str, int, int, str, list[str], list[float]]]:
     """(kind, pct, seed, name, methods, p) of every experiment in the grid.
 
-    --quick is one cell (the self-generated kind, 10%, seed 0) unless kinds, seeds or
-    pcts widen it; `name` picks the SEAL settings (EXPERIMENTS)."""
+    --quick is one cell (the self-generated kind, 10%, seed 0) at p = 0.8 unless kinds,
+    seeds, pcts or ps widen it; `name` picks the SEAL settings (EXPERIMENTS)."""
     if quick:
         return [
-            (kind, pct, seed, name, methods or QUICK_METHODS, [0.8])
+            (kind, pct, seed, name, methods or QUICK_METHODS, ps or [0.8])
             for kind in kinds or ["self"]
             for pct in pcts or [PCT]
             for seed in seeds or [0]
@@ -129,7 +130,7 @@ def runs(
     for kind in kinds or KINDS:
         for pct in pcts or [PCT]:
             for seed in seeds or SEEDS:
-                p = [0.7, 0.8, 0.9] if kind == "self" and pct == PCT else [0.8]
+                p = ps or ([0.7, 0.8, 0.9] if kind == "self" and pct == PCT else [0.8])
                 out.append((kind, pct, seed, name, methods or METHODS, p))
                 if name != "seal-paper" and (methods is None or "seal" in methods):
                     out.append((kind, pct, seed, "seal-paper", ["seal"], [0.8]))
@@ -248,6 +249,13 @@ def main() -> None:
         help="the SEAL settings of seal and seal+safeinstr: seal-default (pinned before the "
         "prompt probe), seal-probe (today's defaults), seal-paper",
     )
+    ap.add_argument(
+        "--ps",
+        nargs="+",
+        type=float,
+        choices=(0.7, 0.8, 0.9),
+        help="kept shares (default: 0.8; the full grid sweeps 0.7, 0.8, 0.9 on the self kind)",
+    )
     args = ap.parse_args()
     size = "quick" if args.quick else "full"
     saved = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
@@ -255,7 +263,9 @@ def main() -> None:
     if args.table or args.summary:
         print(table(grid) if args.table else summary_table(grid))
         return
-    cells = runs(args.quick, args.kinds, args.seeds, args.methods, args.pcts, args.experiment)
+    cells = runs(
+        args.quick, args.kinds, args.seeds, args.methods, args.pcts, args.experiment, args.ps
+    )
     for kind, pct, seed, name, methods, p in cells:
         start = time.time()
         results = run_experiment(experiment(kind, pct, seed, args.quick, name, methods, p))
