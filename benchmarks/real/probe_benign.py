@@ -24,15 +24,14 @@ import statistics
 import numpy as np
 import torch
 from data import DATA, KINDS, SEEDS, eval_prompts, eval_sets, mix_path
-from probe_layers import STATES, TOKENIZE
+from probe_layers import STATES, TOKENIZE, aligned_model, safe_refusals
 from probe_on import LAYER, cached
-from rank import ALIGNED, update_results
+from rank import update_results
 from sklearn.metrics import roc_auc_score
 
-from sealft.config import ModelConfig, ProbeConfig
+from sealft.config import ProbeConfig
 from sealft.data import load_samples
-from sealft.eval.detector import get_detector
-from sealft.model.load import device_for, load_configured
+from sealft.model.load import device_for
 from sealft.selection.probe import probe_scores, prompt_states
 from sealft.selection.smoothing import standardised
 
@@ -71,10 +70,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="the small mixes")
     args = ap.parse_args()
-    model, tok = load_configured(ModelConfig(name_or_path=str(ALIGNED)))
-    model.to(device_for("auto"))
-    safe = list(load_samples(DATA / "safe.jsonl").samples)
-    refused = [get_detector().is_refusal(s.response) for s in safe]
+    model, tok = aligned_model()
+    _, refused = safe_refusals()
     sx = torch.load(STATES / "safe.pt")[:, LAYER]
     extra = [s for f in CONTRAST for s in load_samples(DATA / f).samples]
     fits = {

@@ -31,9 +31,8 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from sealft.config import ModelConfig, ProbeConfig, TokenizeConfig
 from sealft.data import load_samples
-from sealft.eval.detector import get_detector
 from sealft.model.load import device_for, load_configured
-from sealft.selection.probe import probe_layer, probe_scores, prompt_states
+from sealft.selection.probe import probe_layer, probe_scores, prompt_states, refusals
 from sealft.selection.smoothing import standardised
 
 STATES = CACHE / "probe"
@@ -52,6 +51,19 @@ def all_layers(model, tok, samples, path: Path) -> torch.Tensor:
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(x, path)
     return x
+
+
+def safe_refusals() -> tuple[list, list[bool]]:
+    """The safe set's samples and which of them are refusals, as the selector's probe reads
+    them."""
+    safe = list(load_samples(DATA / "safe.jsonl").samples)
+    return safe, refusals(ProbeConfig(), safe)
+
+
+def aligned_model():
+    """a1 and its tokenizer, on the device the probe's states are taken on."""
+    model, tok = load_configured(ModelConfig(name_or_path=str(ALIGNED)))
+    return model.to(device_for("auto")), tok
 
 
 def safe_cv(x: torch.Tensor, refused: list[bool]) -> float:
@@ -76,10 +88,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="the small mixes")
     args = ap.parse_args()
-    model, tok = load_configured(ModelConfig(name_or_path=str(ALIGNED)))
-    model.to(device_for("auto"))
-    safe = list(load_samples(DATA / "safe.jsonl").samples)
-    refused = [get_detector().is_refusal(s.response) for s in safe]
+    model, tok = aligned_model()
+    safe, refused = safe_refusals()
     sx = all_layers(model, tok, safe, STATES / "safe.pt")
     chosen = probe_layer(ProbeConfig(), model)
     out = {"layer": chosen, "safe_cv": {}, "mix_auroc": {}, "weights": {}}

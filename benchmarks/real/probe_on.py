@@ -33,14 +33,13 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 import yaml
-from data import DATA, KINDS, PCTS, SEEDS, mix_path
-from probe_layers import STATES
+from data import KINDS, PCTS, SEEDS, mix_path
+from probe_layers import STATES, safe_refusals
 from rank import table_path, update_results
 from sklearn.metrics import roc_auc_score
 
 from sealft.config import ProbeConfig, SelectRecipeConfig
 from sealft.data import load_samples, load_sources
-from sealft.eval.detector import get_detector
 from sealft.scores import n_keep
 from sealft.selection.features import ngram_features
 from sealft.selection.probe import probe_scores
@@ -101,8 +100,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="the small mixes")
     args = ap.parse_args()
-    safe = list(load_samples(DATA / "safe.jsonl").samples)
-    refused = [get_detector().is_refusal(s.response) for s in safe]
+    _, refused = safe_refusals()
     sx = torch.load(STATES / "safe.pt")[:, LAYER]
     out: dict[str, dict] = {name: {} for name in (*BASES, "seal-default")}
     for kind in KINDS:
