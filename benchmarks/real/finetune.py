@@ -13,7 +13,9 @@ p sweep (0.7, 0.8, 0.9) runs on the self-generated kind.
     python benchmarks/real/finetune.py             # the whole grid (many hours; resumable)
     python benchmarks/real/finetune.py --quick --summary   # mean ± std over the seeds
 
-`seal run` caches every step, so a stopped grid resumes where it stopped.
+`seal run` caches every step, so a stopped grid resumes where it stopped; runs that
+real.json already holds are skipped even where their folders are gone (a new machine),
+unless --redo.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from rank import ALIGNED, RESULTS, SELECTORS, cell, stat, update_results
 from sealft.config import ExperimentRecipeConfig
 from sealft.io import read_jsonl
 from sealft.recipes.experiment import run_experiment
+from sealft.selection.methods import SELECTING
 
 # `safeinstr` (every row plus the demonstrations) is seal+safeinstr's control: what the
 # demonstrations do without the selection. `oracle` (a random 80% of the benign rows, from
@@ -135,6 +138,17 @@ def runs(
                 if name != "seal-paper" and (methods is None or "seal" in methods):
                     out.append((kind, pct, seed, "seal-paper", ["seal"], [0.8]))
     return out
+
+
+def missing(entry: dict, methods: list[str], ps: list[float]) -> list[str]:
+    """The methods of one cell that real.json does not hold at every p yet.
+
+    The run folders are a cache that a new machine does not have; the results are not, so
+    a grid that goes on across sittings skips what an earlier sitting measured instead of
+    fine-tuning it again."""
+    done = {(r["method"], r["p"]) for r in entry.get("runs", [])}
+    wanted = {m: [p if m in SELECTING else None for p in ps] for m in methods}
+    return [m for m, want in wanted.items() if any((m, p) not in done for p in want)]
 
 
 def run_rows(results: dict, mix: Path) -> list[dict]:
@@ -259,6 +273,11 @@ def main() -> None:
         choices=(0.7, 0.8, 0.9),
         help="kept shares (default: 0.8; the full grid sweeps 0.7, 0.8, 0.9 on the self kind)",
     )
+    ap.add_argument(
+        "--redo",
+        action="store_true",
+        help=f"run every method again, even those whose results {RESULTS.name} holds",
+    )
     args = ap.parse_args()
     size = "quick" if args.quick else "full"
     saved = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
@@ -270,9 +289,14 @@ def main() -> None:
         args.quick, args.kinds, args.seeds, args.methods, args.pcts, args.experiment, args.ps
     )
     for kind, pct, seed, name, methods, p in cells:
+        key = f"{kind}/{pct}/{seed}/{name}"
+        if not args.redo:
+            methods = missing(grid.get(key, {}), methods, p)
+            if not methods:
+                print(f"{key}: every run already in {RESULTS.name}", flush=True)
+                continue
         start = time.time()
         results = run_experiment(experiment(kind, pct, seed, args.quick, name, methods, p))
-        key = f"{kind}/{pct}/{seed}/{name}"
         # A re-run takes the finished steps from the cache: the seconds spent on them
         # were counted by the run that did them.
         spent = grid.get(key, {}).get("seconds", 0) + round(time.time() - start)

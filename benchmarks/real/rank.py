@@ -88,6 +88,9 @@ SELECTORS = {
     # One learning epoch and no warm-up: half the selector's cost (issue 11). Does the
     # warm-up earn its epoch once the logits start from the implicit reward?
     "seal-1-epoch": {"selector": {"epochs": 1, "warmup_epochs": 0, **OFF}},
+    # The same with the prompt probe, as today's defaults have it: the candidate default
+    # that issue 11's end-to-end target asks for, measured rather than composed offline.
+    "seal-1-epoch-probe": {"selector": {"epochs": 1, "warmup_epochs": 0}},
     # The implicit-reward start at a fifth of its scale: at 1.0 the start's spread (1 logit)
     # is about 20 times that of the logits the selector learns from zeros (0.04-0.05 on
     # the seed-0 mixes), so what the bilevel steps learn barely moves the ranking.
