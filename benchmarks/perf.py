@@ -6,9 +6,10 @@ caches or memory peak), with torch set to every core this process may run on:
 
 (a) selector epoch ÷ SFT epoch, for sealft's defaults (Algorithm 1, the loss over the first
     4 response tokens, one warm-up epoch) and for the paper's settings (configs/paper.yaml:
-    Algorithm 2, the whole response, no warm-up), batch and length set to this run's. The
-    selector epoch is its last one, a learning epoch with γ > 0 (the logits move, both
-    models train on the fine-tuning batch), its end-of-epoch checkpoint included; the
+    Algorithm 2, the whole response, no warm-up) and configs/fast.yaml (the defaults in one
+    learning epoch, γ = 0, no warm-up), batch and length set to this run's. The selector
+    epoch is its last one, a learning epoch (the logits move; with γ > 0 both models train
+    on the fine-tuning batch), its end-of-epoch checkpoint included; the
     earlier epochs (the warm-up, or γ = 0 where the model takes no fine-tuning gradient)
     are timed separately and listed in the JSON. The SFT epoch is `seal finetune`'s last
     epoch, timed by a Trainer callback: both sides past the first steps, which build the
@@ -69,6 +70,14 @@ ROOT = HERE.parent
 RESULTS = HERE / "results"
 SHARED = ROOT.parent / "shared" / "data"
 PAPER = ROOT / "configs" / "paper.yaml"
+FAST = ROOT / "configs" / "fast.yaml"
+# The selector settings timed: their config file (None: sealft's defaults) and their name
+# in the table.
+SETTINGS: dict[str, tuple[Path | None, str]] = {
+    "defaults": (None, "sealft defaults: Alg. 1, first 4 response tokens"),
+    "paper": (PAPER, "paper's settings: Alg. 2, all response tokens"),
+    "fast": (FAST, "configs/fast.yaml: the defaults with one learning epoch, no warm-up"),
+}
 # CPU time used by other processes in the second before a measurement, as a share of all
 # cores, above which its timing is not trustworthy. (The load average cannot tell: it still
 # counts the previous child for a minute after it ended.)
@@ -79,13 +88,15 @@ TARGETS: dict[str, tuple[str, float]] = {
     "selector_epoch_paper": ("<=", 1.6),
     "end_to_end_defaults": ("<=", 1.4),
     "end_to_end_paper": ("<=", 1.4),
+    "selector_epoch_fast": ("<=", 1.2),
+    "end_to_end_fast": ("<=", 1.4),
     "flop_rate": (">=", 0.6),
     "vs_trl_fp32": (">=", 2.0),
     "vs_trl_bf16": (">=", 2.0),
 }
 # How each row is measured, written into the JSON beside the numbers (the docstring has more).
 METHOD = {
-    "selector_epoch": "selector's last epoch (learning, γ > 0, checkpoint included) ÷ the SFT's "
+    "selector_epoch": "selector's last epoch (learning, checkpoint included) ÷ the SFT's "
     "last epoch (Trainer callback), same rows, batch, length, precision; earlier selector "
     "epochs timed separately",
     "end_to_end": "(selector: tokenize + every epoch + rank) + seal finetune on the top p, ÷ seal "
@@ -385,7 +396,8 @@ def child_finetune(spec: dict) -> dict:
 
 
 def select_config(spec: dict):
-    """sealft's defaults, or configs/paper.yaml, at this run's rows, batch, length, precision."""
+    """sealft's defaults, or a SETTINGS config file, at this run's rows, batch, length and
+    precision."""
     from sealft.config import SelectRecipeConfig, load_config
 
     overrides = {
@@ -402,7 +414,7 @@ def select_config(spec: dict):
         "p": spec["p"],
         "output_dir": str(Path(spec["workdir"]) / f"select-{spec['settings']}"),
     }
-    path = PAPER if spec["settings"] == "paper" else None
+    path = SETTINGS[spec["settings"]][0]
     return load_config(
         SelectRecipeConfig, path, [f"{k}={json.dumps(v)}" for k, v in overrides.items()]
     )
@@ -918,10 +930,7 @@ def _failure(*records: dict | None) -> str | None:
 
 def selector_rows(m: dict, epochs: float, precision: str) -> list[dict]:
     rows, sft = [], m.get(f"finetune-{precision}")
-    for settings, what in (
-        ("defaults", "sealft defaults: Alg. 1, first 4 response tokens"),
-        ("paper", "paper's settings: Alg. 2, all response tokens"),
-    ):
+    for settings, (_, what) in SETTINGS.items():
         sel = m.get(f"select-{settings}")
         if why := _failure(sft, sel):
             for key in ("selector_epoch", "end_to_end"):
@@ -1066,7 +1075,7 @@ def measure(spec: dict, jobs: int, partial: Path) -> dict:
     for p in spec["sft_precisions"]:
         plan[f"finetune-{p}"] = ("finetune", spec | {"sft_precision": p})
         plan[f"trl-{p}"] = ("trl", spec | {"sft_precision": p})
-    for settings in ("defaults", "paper"):
+    for settings in SETTINGS:
         plan[f"select-{settings}"] = ("select", spec | {"settings": settings})
     plan["profile"] = ("profile", spec)
     plan = {k: v for k, v in plan.items() if not spec.get("only") or k in spec["only"]}
@@ -1305,8 +1314,8 @@ def _run_options(ap: argparse.ArgumentParser) -> None:
         "--only",
         type=lambda text: text.split(","),
         help="run only these measurements, comma-separated (matmul, finetune-bf16, trl-bf16, "
-        "select-defaults, select-paper, profile, …); the rows they feed, the others 'not "
-        "measured'",
+        "select-defaults, select-paper, select-fast, profile, …); the rows they feed, the "
+        "others 'not measured'",
     )
 
 

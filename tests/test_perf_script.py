@@ -71,6 +71,12 @@ def test_selector_times_each_epoch_then_fine_tunes_the_top_p(perf, spec):
     assert out["sft_top_p"]["rows"] == 6  # 75% of 8
 
 
+def test_fast_settings_are_one_learning_epoch(perf, spec):
+    cfg = perf.select_config(spec | {"settings": "fast"})
+    assert (cfg.selector.epochs, cfg.selector.warmup_epochs) == (1, 0)
+    assert cfg.selector.selector_learns(0) and cfg.selector_train.batch_size == 4
+
+
 def test_paper_settings_keep_the_run_sizes(perf, spec):
     cfg = perf.select_config(spec | {"settings": "paper"})
     assert (cfg.selector.algorithm, cfg.selector.response_tokens) == (2, None)

@@ -300,6 +300,12 @@ def test_shipped_configs_validate():
     assert (paper.selector.kind, paper.selector.smoothing) == ("logits", "none")
     assert paper.selector.probe_weight() == 0
     load_config(SelectRecipeConfig, root / "select.yaml")
+    fast = load_config(SelectRecipeConfig, root / "fast.yaml")
+    assert (fast.selector.epochs, fast.selector.warmup_epochs) == (1, 0)
+    # Every other setting is the defaults'.
+    assert fast.selector.model_dump(exclude={"epochs", "warmup_epochs"}) == (
+        SelectRecipeConfig().selector.model_dump(exclude={"epochs", "warmup_epochs"})
+    )
 
 
 @pytest.mark.parametrize("algorithm", ["1", "2"])
