@@ -130,6 +130,7 @@ def _measurements(trl_skipped: bool) -> dict:
         "trl-fp32": trl,
         "select-defaults": select(11.0),
         "select-paper": select(15.0),
+        "select-fast": select(12.5),
     }
 
 
@@ -142,6 +143,8 @@ def test_table_judges_every_target(perf):
         "selector_epoch_paper": "met",  # 1.5 ≤ 1.6
         "end_to_end_defaults": "missed",  # 50 / 25 = 2
         "end_to_end_paper": "missed",
+        "selector_epoch_fast": "missed",  # 1.25 > 1.2
+        "end_to_end_fast": "missed",
         "flop_rate": "met",  # 0.7 ≥ 0.6
         "vs_trl_fp32": "met",  # 3 ≥ 2
         "vs_trl_bf16": "met",
@@ -216,6 +219,7 @@ def test_measure_writes_each_result_as_it_comes(perf, spec, tmp_path, monkeypatc
         "trl-bf16",
         "select-defaults",
         "select-paper",
+        "select-fast",
         "profile",
     ]
     assert json.loads(partial.read_text()) == m
