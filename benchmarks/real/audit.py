@@ -3,14 +3,16 @@
 The HH kind labels every `rejected` last turn of HH harmless-base harmful, but `rejected`
 only means less harmless than the other answer: many are clarifying questions or
 politeness. `hh_audit.json` holds one reader's label for each harmful-labelled row of the
-quick 10% HH mixes (seeds 0, 1, 2). This script scores each ranker three ways on those
-mixes: against the mix's labels (as `rank.py`), against the audited harmful rows only
-(the audited-harmless ones left out), and the audited-harmless rows alone against the
-benign rows (how a ranker treats text that is labelled harmful but is not).
+quick HH mixes (5, 10 and 20% harmful; seeds 0, 1, 2). This script scores each ranker
+three ways on every such mix that `rank.py` has ranked: against the mix's labels (as
+`rank.py`), against the audited harmful rows only (the audited-harmless ones left out),
+and the audited-harmless rows alone against the benign rows (how a ranker treats text
+that is labelled harmful but is not).
 
     python benchmarks/real/audit.py        # after rank.py --quick; recomputes missing tables
 
-Results go to `real.json` under `hh_audit`, and a Markdown table is printed.
+Results go to `real.json` under `hh_audit` (keys as `rank.py`'s: ranker/hh/pct/seed), and a
+Markdown table per harmful share is printed.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import json
 import statistics
 
 import pyarrow.parquet as pq
-from data import hh_pool, mix_path
+from data import PCTS, hh_pool, mix_path
 from rank import HERE, PS, RESULTS, SELECTORS, Models, rank, table_path, update_results
 from sklearn.metrics import roc_auc_score
 
@@ -79,27 +81,29 @@ def main() -> None:
     grid = saved["ranking"]["quick"]
     out = saved.setdefault("hh_audit", {})
     models, audit = Models(), audited_labels()
-    for seed in SEEDS:
-        mix = mix_path("hh", 10, seed, quick=True)
-        classes = row_classes(mix, audit)
-        for name in RANKERS:
-            if name in SELECTORS and not table_path(name, mix).exists():
-                continue  # a selector run is rank.py's job (minutes); not started here
-            key = f"{name}/hh/10/{seed}"
-            cell = measure(classes, scores_for(name, mix, seed, models))
-            out[key] = cell | {"auroc_labels": grid[key]["auroc"]}
+    for pct in PCTS:
+        for seed in SEEDS:
+            mix = mix_path("hh", pct, seed, quick=True)
+            classes = row_classes(mix, audit)
+            for name in RANKERS:
+                key = f"{name}/hh/{pct}/{seed}"
+                if key not in grid or (name in SELECTORS and not table_path(name, mix).exists()):
+                    continue  # ranking a mix is rank.py's job (minutes for a selector)
+                cell = measure(classes, scores_for(name, mix, seed, models))
+                out[key] = cell | {"auroc_labels": grid[key]["auroc"]}
     update_results(lambda s: s.update({"hh_audit": out}))
-    print(table(out))
+    for pct in PCTS:
+        print(f"\n{pct}% harmful\n\n" + table(out, pct))
 
 
-def table(out: dict) -> str:
+def table(out: dict, pct: int) -> str:
     lines = [
         "| ranker | seeds | AUROC, mix labels | AUROC, audited harmful "
         "| AUROC, audited harmless | audited harmful kept@0.8 |",
         "|---|---|---|---|---|---|",
     ]
     for name in RANKERS:
-        cells = [v for k, v in out.items() if k.startswith(f"{name}/")]
+        cells = [v for k, v in out.items() if k.startswith(f"{name}/hh/{pct}/")]
         if not cells:
             continue
 
