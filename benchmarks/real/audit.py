@@ -27,7 +27,15 @@ from sklearn.metrics import roc_auc_score
 
 from sealft.scores import n_keep
 
-RANKERS = ("random", "dsir", "frozen-loss", "implicit-reward", "seal-blend", "seal-default")
+RANKERS = (
+    "random",
+    "dsir",
+    "frozen-loss",
+    "implicit-reward",
+    "seal-blend",
+    "seal-default",
+    "seal-1-epoch-probe",
+)
 SEEDS = (0, 1, 2)
 
 
