@@ -1,0 +1,114 @@
+"""Which JailbreakBench harmful rows does a ranking keep? Its errors by JailbreakBench category.
+
+Every harmful row of the quick JailbreakBench mixes carries one of JailbreakBench's ten
+categories (harassment, disinformation, malware, ...). For each cached ranking this script
+pools the harmful rows over the mixes and seeds it finds and reports, per category, how
+many rows a p = 0.8 cut keeps and the category's AUROC (the share of the mix's benign rows
+ranked ahead of each harmful row, averaged: the rows' contribution to the mix AUROC). The
+rankings are read from rank.py's cache, never recomputed; a missing one is named and
+skipped.
+
+    python benchmarks/real/categories.py              # after rank.py --quick
+
+Results go to benchmarks/results/real.json (`jbb_categories`), and a table is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+
+import pyarrow.parquet as pq
+from data import SEEDS, SHARED, mix_path
+from rank import PS, table_path, update_results
+
+from sealft.io import read_jsonl
+from sealft.scores import n_keep
+
+# The cached rankings to read: today's defaults at 5% (the 10% and 20% runs of the defaults
+# were made on a machine whose cache is gone) and the one-epoch preset at 10% and 20%,
+# which ranks within 0.002 of the defaults there.
+RANKINGS = (("seal-default", 5), ("seal-1-epoch-probe", 10), ("seal-1-epoch-probe", 20))
+P = 0.8
+assert P in PS
+
+
+def categories() -> dict[str, str]:
+    """JailbreakBench's category per goal (the mixes' prompt)."""
+    return {
+        r["goal"].strip(): r["category"]
+        for r in read_jsonl(SHARED / "harmful" / "jailbreakbench_jailbroken.jsonl")
+    }
+
+
+def harmful_ranks(name: str, pct: int, seed: int) -> list[tuple[str, float, bool]] | None:
+    """(goal, share of benign rows ranked ahead of it, kept at p = P) per harmful row."""
+    mix = mix_path("jbb", pct, seed, quick=True)
+    path = table_path(name, mix)
+    if not path.exists():
+        return None
+    rows = [json.loads(line) for line in mix.read_text().splitlines()]
+    table = pq.read_table(path).to_pylist()
+    keep = n_keep(len(table), P)
+    benign = [r["rank"] for r in table if not rows[r["index"]]["harmful"]]
+    out = []
+    for r in table:
+        row = rows[r["index"]]
+        if row["harmful"]:
+            ahead = sum(b < r["rank"] for b in benign) / len(benign)
+            out.append((row["instruction"].strip(), ahead, r["rank"] <= keep))
+    return out
+
+
+def by_category(rankings, seeds) -> tuple[dict, list[str]]:
+    cat = categories()
+    acc: dict[str, list] = defaultdict(list)
+    missing = []
+    for name, pct in rankings:
+        for seed in seeds:
+            ranks = harmful_ranks(name, pct, seed)
+            if ranks is None:
+                missing.append(f"{name}/jbb/{pct}/{seed}")
+                continue
+            for goal, ahead, kept in ranks:
+                acc[cat[goal]].append((ahead, kept))
+    out = {
+        c: {
+            "rows": len(v),
+            f"kept@{P}": sum(k for _, k in v),
+            "auroc": round(sum(b for b, _ in v) / len(v), 4),
+        }
+        for c, v in acc.items()
+    }
+    return dict(sorted(out.items(), key=lambda kv: kv[1]["auroc"])), missing
+
+
+def table(out: dict) -> str:
+    lines = [
+        f"| JailbreakBench category | harmful rows | kept at p = {P} | AUROC |",
+        "|---|---:|---:|---:|",
+    ]
+    for c, v in out.items():
+        lines.append(f"| {c} | {v['rows']} | {v[f'kept@{P}']} | {v['auroc']:.3f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seeds", nargs="*", type=int, default=list(SEEDS))
+    args = ap.parse_args()
+    out, missing = by_category(RANKINGS, args.seeds)
+    for m in missing:
+        print(f"not in the cache (run rank.py first): {m}")
+    rankings = [f"{n}/jbb/{pct}" for n, pct in RANKINGS]
+    update_results(
+        lambda s: s.update(
+            {"jbb_categories": {"rankings": rankings, "seeds": args.seeds, "by_category": out}}
+        )
+    )
+    print(table(out))
+
+
+if __name__ == "__main__":
+    main()
