@@ -6,7 +6,9 @@ pools the harmful rows over the mixes and seeds it finds and reports, per catego
 many rows a p = 0.8 cut keeps and the category's AUROC (the share of the mix's benign rows
 ranked ahead of each harmful row, averaged: the rows' contribution to the mix AUROC). The
 rankings are read from rank.py's cache, never recomputed; a missing one is named and
-skipped.
+skipped. It also compares the rows by the form of their request: writing tasks ("Write",
+"Create", "Generate", "Compose", "Design", "Draft" ...) against the rest, benign and harmful
+apart, by mean rank percentile (0 = kept first, 1 = dropped first).
 
     python benchmarks/real/categories.py              # after rank.py --quick
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from collections import defaultdict
 
 import pyarrow.parquet as pq
@@ -32,6 +35,7 @@ from sealft.scores import n_keep
 RANKINGS = (("seal-default", 5), ("seal-1-epoch-probe", 10), ("seal-1-epoch-probe", 20))
 P = 0.8
 assert P in PS
+WRITING = re.compile(r"^\s*(write|create|generate|compose|design|draft)\b", re.IGNORECASE)
 
 
 def categories() -> dict[str, str]:
@@ -84,6 +88,27 @@ def by_category(rankings, seeds) -> tuple[dict, list[str]]:
     return dict(sorted(out.items(), key=lambda kv: kv[1]["auroc"])), missing
 
 
+def by_form(rankings, seeds) -> dict:
+    """Mean rank percentile of writing-task requests and of the rest, benign and harmful."""
+    acc: dict[str, list[float]] = defaultdict(list)
+    for name, pct in rankings:
+        for seed in seeds:
+            mix = mix_path("jbb", pct, seed, quick=True)
+            if not table_path(name, mix).exists():
+                continue
+            rows = [json.loads(line) for line in mix.read_text().splitlines()]
+            table = pq.read_table(table_path(name, mix)).to_pylist()
+            for r in table:
+                row = rows[r["index"]]
+                form = "writing" if WRITING.match(row["instruction"]) else "other"
+                acc[f"{'harmful' if row['harmful'] else 'benign'} {form}"].append(
+                    r["rank"] / len(table)
+                )
+    return {
+        k: {"rows": len(v), "rank_percentile": round(sum(v) / len(v), 3)} for k, v in acc.items()
+    }
+
+
 def table(out: dict) -> str:
     lines = [
         f"| JailbreakBench category | harmful rows | kept at p = {P} | AUROC |",
@@ -102,12 +127,12 @@ def main() -> None:
     for m in missing:
         print(f"not in the cache (run rank.py first): {m}")
     rankings = [f"{n}/jbb/{pct}" for n, pct in RANKINGS]
-    update_results(
-        lambda s: s.update(
-            {"jbb_categories": {"rankings": rankings, "seeds": args.seeds, "by_category": out}}
-        )
-    )
+    form = by_form(RANKINGS, args.seeds)
+    result = {"rankings": rankings, "seeds": args.seeds, "by_category": out, "by_form": form}
+    update_results(lambda s: s.update({"jbb_categories": result}))
     print(table(out))
+    for k, v in sorted(form.items()):
+        print(f"{k}: {v['rows']} rows, mean rank percentile {v['rank_percentile']}")
 
 
 if __name__ == "__main__":
