@@ -96,6 +96,11 @@ SELECTORS = {
     # is about 20 times that of the logits the selector learns from zeros (0.04-0.05 on
     # the seed-0 mixes), so what the bilevel steps learn barely moves the ranking.
     "seal-init-0.2": {"selector": {"init_scale": 0.2, **OFF}},
+    # Today's defaults with a widened safe set (safe_variants.py): + 60 answered writing
+    # tasks, and + the same and 60 refused expression harms. Do the JailbreakBench misses
+    # (categories.py) come from the safe set's coverage?
+    "seal-safe-writing": {"safe": {"path": str(DATA / "safe_writing.jsonl")}},
+    "seal-safe-wide": {"safe": {"path": str(DATA / "safe_wide.jsonl")}},
 }
 CHEAP = ("random", "dsir", "frozen-loss", "implicit-reward", "implicit-reward-blend")
 # Every mix gets the cheap rankers and the default selector; the other selector settings
@@ -110,6 +115,8 @@ AT_10 = (
     "seal-4-epochs",
     "seal-init-0.2",
     "seal-1-epoch",
+    "seal-safe-writing",
+    "seal-safe-wide",
 )
 
 
