@@ -122,7 +122,18 @@ def table(out: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", nargs="*", type=int, default=list(SEEDS))
+    ap.add_argument(
+        "--rankings",
+        nargs="*",
+        metavar="NAME:PCT",
+        help="cached rankings to pool instead of the default set; the result is printed, not saved",
+    )
     args = ap.parse_args()
+    if args.rankings:
+        chosen = [(n, int(pct)) for n, pct in (r.split(":") for r in args.rankings)]
+        out, missing = by_category(chosen, args.seeds)
+        print("\n".join(f"not in the cache: {m}" for m in missing) or "", table(out), sep="\n")
+        return
     out, missing = by_category(RANKINGS, args.seeds)
     for m in missing:
         print(f"not in the cache (run rank.py first): {m}")
