@@ -24,12 +24,12 @@ import json
 import random
 import re
 
+from categories import WRITING
 from data import DATA
 
 from sealft.io import read_jsonl, write_jsonl
 
 ADDED = 60
-WRITING = re.compile(r"^\s*(write|create|generate|compose|design|draft)\b", re.IGNORECASE)
 EXPRESSION = re.compile(
     r"\b(fake news|misinformation|disinformation|conspiracy|hoax|propaganda|porn\w*|"
     r"sexual\w*|explicit|erotic|racis\w*|sexis\w*|discriminat\w*|stereotyp\w*|harass\w*|"
