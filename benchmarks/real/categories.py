@@ -46,19 +46,25 @@ def categories() -> dict[str, str]:
     }
 
 
-def harmful_ranks(name: str, pct: int, seed: int) -> list[tuple[str, float, bool]] | None:
-    """(goal, share of benign rows ranked ahead of it, kept at p = P) per harmful row."""
+def ranked(name: str, pct: int, seed: int) -> list[tuple[dict, dict]] | None:
+    """(mix row, its scores-table row) for every row of a cached ranking; None if not cached."""
     mix = mix_path("jbb", pct, seed, quick=True)
     path = table_path(name, mix)
     if not path.exists():
         return None
     rows = [json.loads(line) for line in mix.read_text().splitlines()]
-    table = pq.read_table(path).to_pylist()
-    keep = n_keep(len(table), P)
-    benign = [r["rank"] for r in table if not rows[r["index"]]["harmful"]]
+    return [(rows[r["index"]], r) for r in pq.read_table(path).to_pylist()]
+
+
+def harmful_ranks(name: str, pct: int, seed: int) -> list[tuple[str, float, bool]] | None:
+    """(goal, share of benign rows ranked ahead of it, kept at p = P) per harmful row."""
+    pairs = ranked(name, pct, seed)
+    if pairs is None:
+        return None
+    keep = n_keep(len(pairs), P)
+    benign = [r["rank"] for row, r in pairs if not row["harmful"]]
     out = []
-    for r in table:
-        row = rows[r["index"]]
+    for row, r in pairs:
         if row["harmful"]:
             ahead = sum(b < r["rank"] for b in benign) / len(benign)
             out.append((row["instruction"].strip(), ahead, r["rank"] <= keep))
@@ -93,17 +99,11 @@ def by_form(rankings, seeds) -> dict:
     acc: dict[str, list[float]] = defaultdict(list)
     for name, pct in rankings:
         for seed in seeds:
-            mix = mix_path("jbb", pct, seed, quick=True)
-            if not table_path(name, mix).exists():
-                continue
-            rows = [json.loads(line) for line in mix.read_text().splitlines()]
-            table = pq.read_table(table_path(name, mix)).to_pylist()
-            for r in table:
-                row = rows[r["index"]]
+            pairs = ranked(name, pct, seed) or []
+            for row, r in pairs:
                 form = "writing" if WRITING.match(row["instruction"]) else "other"
-                acc[f"{'harmful' if row['harmful'] else 'benign'} {form}"].append(
-                    r["rank"] / len(table)
-                )
+                group = f"{'harmful' if row['harmful'] else 'benign'} {form}"
+                acc[group].append(r["rank"] / len(pairs))
     return {
         k: {"rows": len(v), "rank_percentile": round(sum(v) / len(v), 3)} for k, v in acc.items()
     }
