@@ -20,9 +20,18 @@ from __future__ import annotations
 import json
 import statistics
 
-import pyarrow.parquet as pq
 from data import PCTS, hh_pool, mix_path
-from rank import HERE, PS, RESULTS, SELECTORS, Models, rank, table_path, update_results
+from rank import (
+    HERE,
+    PS,
+    RESULTS,
+    SELECTORS,
+    Models,
+    rank,
+    ranked_rows,
+    table_path,
+    update_results,
+)
 from sklearn.metrics import roc_auc_score
 
 from sealft.scores import n_keep
@@ -47,40 +56,36 @@ def audited_labels() -> dict[str, int]:
     return {json.dumps(r["messages"]): audit[r["hh_line"]] for r in pool if r["hh_line"] in audit}
 
 
-def row_classes(mix, audit: dict[str, int]) -> dict[int, str]:
-    """Each mix row's class by input index: benign, harmful (audited) or harmless (audited)."""
-    out = {}
-    for i, line in enumerate(mix.read_text().splitlines()):
-        r = json.loads(line)
-        if not r["harmful"]:
-            out[i] = "benign"
-        else:
-            out[i] = "harmful" if audit[json.dumps(r["messages"])] else "harmless"
-    return out
+def row_class(row: dict, audit: dict[str, int]) -> str:
+    """benign, harmful (audited) or harmless (labelled harmful, audited harmless)."""
+    if not row["harmful"]:
+        return "benign"
+    return "harmful" if audit[json.dumps(row["messages"])] else "harmless"
 
 
-def scores_for(name: str, mix, seed: int, models) -> dict[int, tuple[float, int]]:
-    """(logit, rank) per input index, computing the ranker's table if it is not cached."""
-    path = table_path(name, mix)
-    if not path.exists():
+def scored_rows(name: str, mix, seed: int, models) -> list[tuple[dict, dict]]:
+    """(mix row, scores row) of a ranker, computing its table first if it is not cached."""
+    if not table_path(name, mix).exists():
         rank(name, mix, seed, models)
-    t = pq.read_table(path).to_pylist()
-    return {r["index"]: (r["logit"], r["rank"]) for r in t}
+    return ranked_rows(name, mix)
 
 
-def measure(classes: dict[int, str], scores: dict[int, tuple[float, int]]) -> dict:
+def measure(pairs: list[tuple[dict, dict]], audit: dict[str, int]) -> dict:
+    classes = [row_class(row, audit) for row, _ in pairs]
+    logits = [r["logit"] for _, r in pairs]
+
     def auroc(positive: str) -> float:
-        idx = [i for i, c in classes.items() if c in ("benign", positive)]
+        idx = [i for i, c in enumerate(classes) if c in ("benign", positive)]
         y = [int(classes[i] == positive) for i in idx]
-        return round(float(roc_auc_score(y, [-scores[i][0] for i in idx])), 4)
+        return round(float(roc_auc_score(y, [-logits[i] for i in idx])), 4)
 
-    keep = {p: n_keep(len(scores), p) for p in PS}
-    harmful = [i for i, c in classes.items() if c == "harmful"]
+    keep = {p: n_keep(len(pairs), p) for p in PS}
+    harmful = [r["rank"] for (_, r), c in zip(pairs, classes, strict=True) if c == "harmful"]
     out = {"auroc_audited": auroc("harmful"), "auroc_harmless_rows": auroc("harmless")}
     for p in PS:
-        out[f"kept@{p}"] = sum(scores[i][1] <= keep[p] for i in harmful)
+        out[f"kept@{p}"] = sum(rank <= keep[p] for rank in harmful)
     out["harmful"] = len(harmful)
-    out["harmless"] = sum(c == "harmless" for c in classes.values())
+    out["harmless"] = classes.count("harmless")
     return out
 
 
@@ -92,12 +97,11 @@ def main() -> None:
     for pct in PCTS:
         for seed in SEEDS:
             mix = mix_path("hh", pct, seed, quick=True)
-            classes = row_classes(mix, audit)
             for name in RANKERS:
                 key = f"{name}/hh/{pct}/{seed}"
                 if key not in grid or (name in SELECTORS and not table_path(name, mix).exists()):
                     continue  # ranking a mix is rank.py's job (minutes for a selector)
-                cell = measure(classes, scores_for(name, mix, seed, models))
+                cell = measure(scored_rows(name, mix, seed, models), audit)
                 out[key] = cell | {"auroc_labels": grid[key]["auroc"]}
     update_results(lambda s: s.update({"hh_audit": out}))
     for pct in PCTS:

@@ -18,13 +18,11 @@ Results go to benchmarks/results/real.json (`jbb_categories`), and a table is pr
 from __future__ import annotations
 
 import argparse
-import json
 import re
 from collections import defaultdict
 
-import pyarrow.parquet as pq
 from data import SEEDS, SHARED, mix_path
-from rank import PS, table_path, update_results
+from rank import PS, ranked_rows, update_results
 
 from sealft.io import read_jsonl
 from sealft.scores import n_keep
@@ -48,12 +46,7 @@ def categories() -> dict[str, str]:
 
 def ranked(name: str, pct: int, seed: int) -> list[tuple[dict, dict]] | None:
     """(mix row, its scores-table row) for every row of a cached ranking; None if not cached."""
-    mix = mix_path("jbb", pct, seed, quick=True)
-    path = table_path(name, mix)
-    if not path.exists():
-        return None
-    rows = [json.loads(line) for line in mix.read_text().splitlines()]
-    return [(rows[r["index"]], r) for r in pq.read_table(path).to_pylist()]
+    return ranked_rows(name, mix_path("jbb", pct, seed, quick=True))
 
 
 def harmful_ranks(name: str, pct: int, seed: int) -> list[tuple[str, float, bool]] | None:

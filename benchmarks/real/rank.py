@@ -203,6 +203,16 @@ def id_ordered(name: str, mix: Path, seed: int):
     return cfg, samples, torch.tensor([by_id[s.sample_id] for s in samples], dtype=torch.float32)
 
 
+def ranked_rows(name: str, mix: Path) -> list[tuple[dict, dict]] | None:
+    """(mix row, its scores-table row) for every row of a cached ranking, in the table's
+    order (best kept first); None if `name` has not ranked `mix` yet."""
+    path = table_path(name, mix)
+    if not path.exists():
+        return None
+    rows = [json.loads(line) for line in mix.read_text().splitlines()]
+    return [(rows[r["index"]], r) for r in pq.read_table(path).to_pylist()]
+
+
 def table_path(name: str, mix: Path) -> Path:
     """Where a ranker's scores table for `mix` lies (a selector's run folder holds its own)."""
     return CACHE / "rank" / name / mix.parent.name / mix.stem / "scores.parquet"
