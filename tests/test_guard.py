@@ -15,9 +15,14 @@ from sealft.selection.guard import (
     encode,
     guard_scores,
     render,
+    safe_log_odds,
     unsafe_label_index,
-    unsafe_probabilities,
 )
+
+
+def unsafe_probabilities(*args, **kwargs) -> torch.Tensor:
+    return torch.sigmoid(-safe_log_odds(*args, **kwargs))
+
 
 TOPICS = ["bake bread", "fix a bike", "plant seeds", "paint a wall", "clean a pan", "tie a knot"]
 MARKER = "poison"

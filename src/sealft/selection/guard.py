@@ -83,29 +83,6 @@ def guard_scores(
     return scores_table(samples, odds, p)
 
 
-def unsafe_probabilities(
-    samples: Sequence[Sample],
-    cfg: GuardConfig,
-    *,
-    device,
-    precision: str = "auto",
-    progress: bool = False,
-    model=None,
-    tokenizer=None,
-) -> torch.Tensor:
-    """P(unsafe) of every sample under the guard, in input order (float64)."""
-    odds = safe_log_odds(
-        samples,
-        cfg,
-        device=device,
-        precision=precision,
-        progress=progress,
-        model=model,
-        tokenizer=tokenizer,
-    )
-    return torch.sigmoid(-odds)
-
-
 def safe_log_odds(
     samples: Sequence[Sample],
     cfg: GuardConfig,
