@@ -1,0 +1,149 @@
+"""The real-data benchmark's two pictures, drawn from benchmarks/results/real.json.
+
+- `docs/img/real-ranking.png`: AUROC of ranking the harmful rows last against the harmful
+  share (5, 10, 20%), one panel per harmful kind, one line per ranker that was measured at
+  every share (mean over the seeds, bars at ± one std), and the 0.98 target.
+- `docs/img/real-finetune.png`: refusal after fine-tuning against the harmful rows each
+  model trained on, one point per (method, seed), one panel per (kind, share) cell, with
+  a1's refusal before fine-tuning and the target 5 points under it. Where the points of a
+  method sit shows what the tables spread over many rows: the seed moves refusal as much
+  as the harmful rows do, and the rows with none (oracle) still lose refusal.
+
+    python benchmarks/real/plots.py            # after rank.py / finetune.py --quick
+
+Only what real.json holds is drawn; nothing is computed again.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from data import KINDS, PCTS  # noqa: E402
+from rank import RESULTS  # noqa: E402
+
+IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+TITLES = {"jbb": "JailbreakBench", "hh": "HH rejected", "self": "self-written"}
+# The rankers of the ranking grid, in the order of BENCHMARKS.md's table.
+RANKERS = ("seal-default", "implicit-reward", "frozen-loss", "dsir", "random")
+AUROC_TARGET = 0.98
+# Methods drawn in the fine-tune picture, each with its marker; others in the cell are left
+# out (they would crowd the panels; the tables hold them).
+METHODS = {
+    "full": "s",
+    "random": "o",
+    "seal": "*",
+    "oracle": "D",
+    "seal+safeinstr": "P",
+}
+# finetune.py's experiments drawn, by the SEAL settings they ran (seal-paper has its own
+# table: its ranking is at chance).
+SETTINGS = {"seal-default": "pre-probe defaults", "seal-probe": "defaults"}
+REFUSAL_MARGIN = 5  # points under a1's refusal that the target allows
+
+
+def ranking_figure(summary: dict, path: Path) -> None:
+    fig, axes = plt.subplots(1, len(KINDS), figsize=(4 * len(KINDS), 3.4), sharey=True)
+    for ax, kind in zip(axes, KINDS, strict=True):
+        for ranker in RANKERS:
+            cells = [summary.get(f"{ranker}/{kind}/{pct}") for pct in PCTS]
+            if any(c is None for c in cells):
+                continue
+            mean = [c["auroc"]["mean"] for c in cells]
+            std = [c["auroc"]["std"] for c in cells]
+            ax.errorbar(PCTS, mean, yerr=std, marker="o", capsize=3, label=ranker)
+        ax.axhline(AUROC_TARGET, color="grey", linestyle="--", linewidth=1)
+        ax.set_title(TITLES.get(kind, kind))
+        ax.set_xticks(PCTS, [f"{p}%" for p in PCTS])
+        ax.set_xlabel("harmful rows in the mix")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("AUROC, harmful ranked last")
+    axes[-1].legend(fontsize=8, loc="lower right")
+    fig.suptitle("Ranking the harmful rows last (quick mixes, 200 rows, mean ± std over seeds)")
+    fig.tight_layout()
+    save(fig, path)
+
+
+def finetune_points(grid: dict) -> dict[tuple[str, int], dict]:
+    """Per (kind, pct): a1's refusal, and (harmful trained, refusal %) per method at p 0.8,
+    one point per seed. The controls do not depend on the SEAL settings, so a control that
+    two experiments of a cell both ran counts once; SEAL's runs are labelled by settings."""
+    cells: dict[tuple[str, int], dict] = {}
+    for key, entry in grid.items():
+        kind, pct, seed, name = key.split("/")
+        cell = cells.setdefault((kind, int(pct)), {"aligned": None, "runs": {}})
+        for r in entry.get("runs", []):
+            refusal = 100 * r["metrics"]["refusal_rate"]
+            if r["method"] == "aligned":
+                cell["aligned"] = refusal
+            elif r["method"] in METHODS and r["p"] in (None, 0.8) and name in SETTINGS:
+                label = r["method"]
+                if label.startswith("seal"):
+                    label += f" ({SETTINGS[name]})"
+                cell["runs"].setdefault(label, {})[seed] = (r["harmful_trained"], refusal)
+    return cells
+
+
+def finetune_figure(grid: dict, path: Path) -> None:
+    cells = finetune_points(grid)
+    pcts = sorted({pct for _, pct in cells})
+    fig, axes = plt.subplots(
+        len(pcts),
+        len(KINDS),
+        figsize=(4 * len(KINDS), 3.3 * len(pcts)),
+        squeeze=False,
+        sharey=True,
+    )
+    labels = sorted({label for cell in cells.values() for label in cell["runs"]})
+    colours = {label: f"C{i}" for i, label in enumerate(labels)}
+    for row, pct in enumerate(pcts):
+        for ax, kind in zip(axes[row], KINDS, strict=True):
+            cell = cells.get((kind, pct))
+            if cell is None:
+                ax.set_axis_off()
+                continue
+            for label, points in sorted(cell["runs"].items()):
+                xs, ys = zip(*points.values(), strict=True)
+                marker = METHODS[label.split(" ")[0]]
+                ax.scatter(xs, ys, marker=marker, s=45, alpha=0.8, color=colours[label])
+            if cell["aligned"] is not None:
+                ax.axhline(cell["aligned"], color="black", linewidth=1)
+                ax.axhline(cell["aligned"] - REFUSAL_MARGIN, color="grey", ls="--", lw=1)
+            ax.set_title(f"{TITLES.get(kind, kind)}, {pct}% harmful")
+            ax.set_xlabel("harmful rows trained")
+            if kind == KINDS[0]:
+                ax.set_ylabel("refusal, held-out harmful (%)")
+            ax.grid(alpha=0.3)
+    handles = [
+        plt.Line2D([], [], ls="", marker=METHODS[lb.split(" ")[0]], color=colours[lb], label=lb)
+        for lb in labels
+    ]
+    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8)
+    fig.suptitle(
+        "After fine-tuning (p 0.8, one point per seed): a1 before (line), the target (dashed)"
+    )
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    save(fig, path)
+
+
+def save(fig, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)  # a reader never sees half a picture
+    print(f"wrote {path}")
+
+
+def main() -> None:
+    saved = json.loads(RESULTS.read_text())
+    ranking_figure(saved["ranking_summary"]["quick"], IMG / "real-ranking.png")
+    finetune_figure(saved["finetune"]["quick"], IMG / "real-finetune.png")
+
+
+if __name__ == "__main__":
+    main()
