@@ -205,7 +205,7 @@ def id_ordered(name: str, mix: Path, seed: int):
 
 def ranked_rows(name: str, mix: Path) -> list[tuple[dict, dict]] | None:
     """(mix row, its scores-table row) for every row of a cached ranking, in the table's
-    order (best kept first); None if `name` has not ranked `mix` yet."""
+    order (the mix's); None if `name` has not ranked `mix` yet."""
     path = table_path(name, mix)
     if not path.exists():
         return None
