@@ -16,6 +16,7 @@ Only what real.json holds is drawn; nothing is computed again.
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -25,6 +26,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from data import KINDS, PCTS  # noqa: E402
 from rank import RESULTS  # noqa: E402
+
+from sealft.io import atomic_write  # noqa: E402
 
 IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 TITLES = {"jbb": "JailbreakBench", "hh": "HH rejected", "self": "self-written"}
@@ -131,11 +134,11 @@ def finetune_figure(grid: dict, path: Path) -> None:
 
 
 def save(fig, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
-    tmp.replace(path)  # a reader never sees half a picture
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, buf.getvalue())
     print(f"wrote {path}")
 
 
