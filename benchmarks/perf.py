@@ -274,7 +274,11 @@ def finetune_config(spec: dict, output_dir: Path, precision: str, scores: Path |
             "selection": {"scores": str(scores), "p": spec["p"]} if scores else {},
             "tokenize": {"max_length": spec["max_length"]},
             "sft": {"epochs": spec["sft_epochs"], "batch_size": spec["batch_size"]},
-            "runtime": {"device": spec["device"], "precision": precision},
+            "runtime": {
+                "device": spec["device"],
+                "precision": precision,
+                "compile": spec["compile"],
+            },
             "output_dir": str(output_dir),
         }
     )
@@ -411,6 +415,7 @@ def select_config(spec: dict):
         "selector_train.micro_batch_size": None,
         "runtime.device": spec["device"],
         "runtime.precision": spec["precision"],
+        "runtime.compile": spec["compile"],
         "p": spec["p"],
         "output_dir": str(Path(spec["workdir"]) / f"select-{spec['settings']}"),
     }
@@ -1111,6 +1116,7 @@ def make_spec(args: argparse.Namespace, workdir: Path, precision: str) -> dict:
         "tokenizer": args.tokenizer,
         "sft_precisions": args.sft_precisions,
         "only": args.only,
+        "compile": args.compile,
     }
 
 
@@ -1247,6 +1253,12 @@ def _workload_options(ap: argparse.ArgumentParser) -> None:
     ap.add_argument(
         "--tokenizer",
         help="the tokenizer of a --shape model: a folder or a .gguf (default: SmolLM2's)",
+    )
+    ap.add_argument(
+        "--compile",
+        action="store_true",
+        help="sealft's selector and SFT runs with runtime.compile (each decoder layer "
+        "compiled); TRL, the matmul and the profile run as without",
     )
     ap.add_argument(
         "--sft-precisions",

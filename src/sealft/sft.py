@@ -43,7 +43,13 @@ from .config.schema import NonFinite
 from .data import DataError, Encoded, Sample, collate, pad_id
 from .distributed import engine, launched_processes
 from .io import append_jsonl, trim_jsonl
-from .model.load import attention_for, device_for, frozen_weights_in_bf16, use_bf16
+from .model.load import (
+    attention_for,
+    compiled_layers,
+    device_for,
+    frozen_weights_in_bf16,
+    use_bf16,
+)
 from .model.losses import per_sample_loss
 from .model.optim import BETAS
 from .progress import progress_bar
@@ -292,7 +298,7 @@ def train(
     saved = sorted(int(c.name.split("-")[1]) for c in checkpoints.glob("checkpoint-*"))
     if saved and main:
         trim_jsonl(run_dir / "metrics.jsonl", lambda r: r["step"] <= saved[-1])
-    with _frozen_in_bf16(model, args, runtime):
+    with _frozen_in_bf16(model, args, runtime), _compiled(model, runtime):
         output = trainer.train(resume_from_checkpoint=True if saved else None)
     if save_dir is not None:
         _save(trainer, model, tokenizer, save_dir)
@@ -305,6 +311,14 @@ def _frozen_in_bf16(model, args: TrainingArguments, runtime: RuntimeConfig):
     if not args.bf16 or engine() not in ("none", "ddp"):
         return contextlib.nullcontext()
     return frozen_weights_in_bf16(model, device_for(runtime.device), runtime.precision)
+
+
+def _compiled(model, runtime: RuntimeConfig):
+    """`compiled_layers` under runtime.compile; the engines that wrap or shard the
+    parameters themselves (FSDP, DeepSpeed) are not measured with it, so they refuse it."""
+    if runtime.compile and engine() not in ("none", "ddp"):
+        raise ConfigError(f"runtime.compile is not supported under {engine()}; set it to false")
+    return compiled_layers(model, runtime.compile)
 
 
 def _save(trainer: Trainer, model, tokenizer, folder: Path) -> None:

@@ -340,6 +340,11 @@ class RuntimeConfig(_Strict):
         "slow there: a training pass ran 15-25% faster, BENCHMARKS.md), else the model's; "
         "model: the one it was loaded with; eager, sdpa: always that one",
     )
+    compile: bool = Field(
+        False,
+        description="compile each decoder layer with torch.compile for the training passes "
+        "(selector and SFT): costs a minute or more of compiling at the start of a run",
+    )
 
 
 class SelectorTrainConfig(_Strict):

@@ -215,3 +215,32 @@ def frozen_weights_in_bf16(model, device: torch.device, precision: str):
     finally:
         for module, name, param in swapped:
             setattr(module, name, param)
+
+
+@contextlib.contextmanager
+def compiled_layers(model, enabled: bool):
+    """Each decoder layer of `model` compiled by torch.compile (dynamic shapes) for the
+    while, undone on exit (runtime.compile).
+
+    Layer by layer, as torchtune does, rather than the whole model: the hooks and the
+    attention switch that sealft sets on the model body stay outside the compiled code, and
+    the layers share one compiled graph. Decoder layers are the model's `_no_split_modules`
+    classes, which transformers declares for every causal LM.
+    """
+    layers: list[torch.nn.Module] = []
+    if enabled:
+        inner = _innermost(model)
+        kinds = set(getattr(inner, "_no_split_modules", None) or ())
+        layers = [m for m in inner.modules() if type(m).__name__ in kinds]
+        if not layers:
+            raise ConfigError(
+                f"runtime.compile: {type(inner).__name__} names no decoder layer class "
+                "(_no_split_modules) to compile; set runtime.compile=false"
+            )
+        for layer in layers:
+            layer.compile(dynamic=True)
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer._compiled_call_impl = None

@@ -46,7 +46,7 @@ from safetensors.torch import load_file, save_file
 from ..config import ConfigError, RuntimeConfig, SelectorConfig, SelectorTrainConfig
 from ..data.tokenize import Encoded
 from ..distributed import SINGLE, World
-from ..model.load import frozen_weights_in_bf16
+from ..model.load import compiled_layers, frozen_weights_in_bf16
 from ..model.lora import adapter_parameters
 from ..model.losses import losses_and_backward
 from ..model.optim import adam
@@ -140,7 +140,7 @@ class BilevelTrainer:
         if len(finetune) == 0 or len(safe) == 0:
             raise ValueError("both the fine-tuning and the safe set need at least one sample")
         self.cfg, self.train_cfg, self.precision = selector_cfg, train_cfg, runtime.precision
-        self.attention = runtime.attention
+        self.attention, self.compile = runtime.attention, runtime.compile
         self.finetune, self.safe, self.pad, self.seed = finetune, safe, pad, seed
         self.device, self.progress, self.world = device, progress, world
         self.selector = selector or Selector(
@@ -221,6 +221,7 @@ class BilevelTrainer:
         with contextlib.ExitStack() as stack:
             for module in self._modules():
                 stack.enter_context(frozen_weights_in_bf16(module, self.device, self.precision))
+                stack.enter_context(compiled_layers(module, self.compile))
             while self.epochs_done < self.cfg.epochs:
                 epoch = self.epochs_done
                 self._epoch(epoch, log)

@@ -1,0 +1,49 @@
+"""runtime.compile: decoder layers compiled for the training passes, with the same losses and
+gradients as uncompiled ones to float tolerance, and undone afterwards."""
+
+import pytest
+import torch
+from conftest import alpaca_rows, write_jsonl
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from sealft.config import ConfigError, LoraSettings
+from sealft.data import encode, load_samples, pad_id
+from sealft.model.load import compiled_layers
+from sealft.model.lora import add_lora
+from sealft.model.losses import losses_and_backward
+
+CPU = torch.device("cpu")
+
+
+def _pass(model, data, tok) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    model.zero_grad(set_to_none=True)
+    kw = {"pad": pad_id(tok), "device": CPU, "precision": "fp32", "micro": None}
+    coef = torch.linspace(0.1, 0.6, len(data))
+    losses = losses_and_backward(model, data, torch.arange(len(data)), coef, **kw)
+    return losses, [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+
+def test_compiled_layers_give_the_same_losses_and_gradients(tiny_model_dir, tmp_path):
+    torch._dynamo.reset()
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = add_lora(AutoModelForCausalLM.from_pretrained(tiny_model_dir), LoraSettings(r=2))
+    rows = load_samples(write_jsonl(tmp_path / "ft.jsonl", alpaca_rows(6))).samples
+    data = encode(rows, tok, max_length=48)
+    layers = model.get_base_model().model.layers
+    eager = _pass(model, data, tok)
+    with compiled_layers(model, True):
+        assert all(layer._compiled_call_impl is not None for layer in layers)
+        compiled = _pass(model, data, tok)
+    assert all(layer._compiled_call_impl is None for layer in layers)
+    torch.testing.assert_close(compiled[0], eager[0], rtol=1e-5, atol=1e-5)
+    assert len(compiled[1]) == len(eager[1]) > 0
+    for a, b in zip(compiled[1], eager[1], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_off_compiles_nothing_and_a_model_without_layer_classes_is_refused():
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    with compiled_layers(model, False):
+        assert model[0]._compiled_call_impl is None
+    with pytest.raises(ConfigError, match="runtime.compile"), compiled_layers(model, True):
+        pass
