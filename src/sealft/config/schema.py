@@ -343,7 +343,8 @@ class RuntimeConfig(_Strict):
     compile: bool = Field(
         False,
         description="compile each decoder layer with torch.compile for the training passes "
-        "(selector and SFT): costs a minute or more of compiling at the start of a run",
+        "(selector and SFT). On a 2-core CPU a compiled epoch cost 18-34% less but compiling "
+        "took about a minute a run: it paid from about 400 rows at 2 epochs (BENCHMARKS.md)",
     )
 
 
