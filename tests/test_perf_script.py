@@ -43,6 +43,7 @@ def spec(tmp_path, tiny_model_dir) -> dict:
         "profile_out": str(tmp_path / "profile.txt"),
         "workdir": str(tmp_path),
         "device": "cpu",
+        "compile": False,
     }
 
 
@@ -82,6 +83,14 @@ def test_paper_settings_keep_the_run_sizes(perf, spec):
     assert (cfg.selector.algorithm, cfg.selector.response_tokens) == (2, None)
     assert cfg.selector_train.batch_size == 4 and cfg.selector_train.micro_batch_size is None
     assert cfg.tokenize.max_length == 64 and cfg.runtime.precision == "fp32"
+
+
+def test_compile_reaches_the_selector_and_sft_configs(perf, spec, tmp_path):
+    on = spec | {"settings": "defaults", "compile": True}
+    assert perf.select_config(on).runtime.compile
+    assert perf.finetune_config(on, tmp_path / "sft", "fp32").runtime.compile
+    assert not perf.select_config(spec | {"settings": "defaults"}).runtime.compile
+    assert perf.parse_args(["--compile"]).compile and not perf.parse_args([]).compile
 
 
 def test_trl_runs_on_the_same_tokens(perf, spec):
