@@ -27,3 +27,35 @@ def test_missing_keeps_only_unmeasured_methods(finetune):
     assert finetune.missing(entry, ["full", "seal"], [0.7, 0.8]) == ["seal"]
     assert finetune.missing(entry, ["full", "seal"], [0.8]) == []
     assert finetune.missing({}, ["full", "oracle"], [0.8]) == ["full", "oracle"]
+
+
+def _run(method: str, p: float | None, refusal: float) -> dict:
+    return {"method": method, "p": p, "metrics": {"refusal_rate": refusal}}
+
+
+def test_paired_compares_within_a_seed_and_pools_every_mix(finetune):
+    grid = {
+        "self/10/0/seal-probe": {
+            "runs": [_run("aligned", None, 0.9), _run("full", None, 0.5), _run("seal", 0.8, 0.7)]
+            + [_run("random", 0.8, 0.6), _run("seal", 0.7, 0.99)]
+        },
+        "self/10/1/seal-default": {"runs": [_run("random", 0.8, 0.7)]},
+        "self/10/1/seal-probe": {"runs": [_run("seal", 0.8, 0.6)]},
+        "jbb/10/0/seal-probe": {"runs": [_run("seal", 0.8, 0.8), _run("random", 0.8, 0.5)]},
+    }
+    by_seed = finetune.refusals_by_seed(grid)
+    # Methods that do not depend on SEAL's settings count from whichever experiment ran them.
+    assert by_seed["self", 10, 1] == {"random": 70.0, "seal (seal-probe)": 60.0}
+    lines = finetune.paired_table(grid).splitlines()
+    row = next(x for x in lines if x.startswith("| self | 10% | seal (seal-probe) − random"))
+    assert "| 2 | +10.0, -10.0 | +0.0 | – | 1 |" in row
+    pooled = next(x for x in lines if x.startswith("| all | 10% | seal (seal-probe) − random"))
+    assert "| 3 | +30.0, +10.0, -10.0 | +10.0 |" in pooled and pooled.endswith("| 2 |")
+    assert not any("oracle" in x for x in lines)  # no oracle run: nothing to compare with
+
+
+def test_mean_interval_is_a_t_interval(finetune):
+    assert finetune.mean_interval([1.0, 2.0]) == (1.5, "–")
+    mean, ci = finetune.mean_interval([1.0, 2.0, 3.0])
+    # t(0.975, 2) = 4.303; std 1, n 3: half-width 2.48.
+    assert mean == 2.0 and ci == "[-0.5, +4.5]"

@@ -12,6 +12,7 @@ p sweep (0.7, 0.8, 0.9) runs on the self-generated kind.
         --methods full frozen-loss implicit-reward seal safeinstr seal+safeinstr
     python benchmarks/real/finetune.py             # the whole grid (many hours; resumable)
     python benchmarks/real/finetune.py --quick --summary   # mean ± std over the seeds
+    python benchmarks/real/finetune.py --quick --paired    # SEAL − random, ... by seed
 
 `seal run` caches every step, so a stopped grid resumes where it stopped; runs that
 real.json already holds are skipped even where their folders are gone (a new machine),
@@ -236,6 +237,77 @@ def summary_table(grid: dict) -> str:
     return "\n".join(lines)
 
 
+# The comparisons of --paired (A minus B in refusal points, the same mix and seed): what
+# SEAL buys over keeping rows at random and over training on all, and how far it is from
+# the ceiling; the ceiling's own margin over random bounds what any selection can buy.
+COMPARISONS = [("seal", "random"), ("seal", "full"), ("seal", "oracle"), ("oracle", "random")]
+
+
+def refusals_by_seed(grid: dict, p: float = 0.8) -> dict[tuple, dict[str, float]]:
+    """(kind, pct, seed) → refusal (%) of each method at p (every p for the methods that keep
+    all rows). SEAL's runs are named by their settings ("seal (seal-probe)"); the other
+    methods do not depend on them, so their runs count once whichever experiment ran them."""
+    out: dict[tuple, dict[str, float]] = {}
+    for key, entry in grid.items():
+        kind, pct, seed, name = key.split("/")
+        here = out.setdefault((kind, int(pct), int(seed)), {})
+        for r in entry.get("runs", []):
+            if r["p"] not in (None, p) or r["method"] == "aligned":
+                continue
+            label = (
+                f"{r['method']} ({name})"
+                if r["method"] in ("seal", "seal+safeinstr")
+                else r["method"]
+            )
+            here.setdefault(label, 100 * r["metrics"]["refusal_rate"])
+    return out
+
+
+def mean_interval(xs: list[float]) -> tuple[float, str]:
+    """The mean and its 95% t-interval ("–" under three values: too few to say)."""
+    from scipy import stats
+
+    s = stat(xs)
+    if s["n"] < 3:
+        return s["mean"], "–"
+    half = stats.t.ppf(0.975, s["n"] - 1) * s["std"] / s["n"] ** 0.5
+    return s["mean"], f"[{s['mean'] - half:+.1f}, {s['mean'] + half:+.1f}]"
+
+
+def paired_table(grid: dict) -> str:
+    """Each comparison paired by seed, per mix and pooled over every mix: the differences,
+    their mean and how many are above zero."""
+    by_seed = refusals_by_seed(grid)
+    pooled: dict[tuple, list[float]] = {}
+    lines = [
+        "| mix | harmful | A − B (refusal points) | pairs | per seed | mean | 95% CI | A ahead |"
+    ]
+    lines.append("|---|---|---|---|---|---|---|---|")
+
+    def row(kind: str, pct: str, name: str, diffs: list[float]) -> str:
+        ahead = sum(d > 0 for d in diffs)
+        each = ", ".join(f"{d:+.1f}" for d in diffs)
+        mean, ci = mean_interval(diffs)
+        return f"| {kind} | {pct} | {name} | {len(diffs)} | {each} | {mean:+.1f} | {ci} | {ahead} |"
+
+    mixes = sorted({(k, pct) for k, pct, _ in by_seed}, key=lambda m: (KINDS.index(m[0]), m[1]))
+    for kind, pct in mixes:
+        seeds = sorted(s for k, q, s in by_seed if (k, q) == (kind, pct))
+        labels = {label for s in seeds for label in by_seed[kind, pct, s]}
+        for order, (a, b) in enumerate(COMPARISONS):
+            for label in sorted(x for x in labels if x == a or x.startswith(f"{a} (")):
+                found = [by_seed[kind, pct, s] for s in seeds]
+                diffs = [r[label] - r[b] for r in found if label in r and b in r]
+                if not diffs:
+                    continue
+                name = f"{label} − {b}"
+                pooled.setdefault((pct, order, name), []).extend(diffs)
+                lines.append(row(kind, f"{pct}%", name, diffs))
+    for (pct, _, name), diffs in sorted(pooled.items()):
+        lines.append(row("all", f"{pct}%", name, diffs))
+    return "\n".join(lines)
+
+
 def record(size: str, key: str, entry: dict) -> None:
     def add(saved: dict) -> None:
         grid = saved.setdefault("finetune", {}).setdefault(size, {})
@@ -252,6 +324,12 @@ def main() -> None:
     ap.add_argument("--table", action="store_true", help="print the measured runs as Markdown")
     ap.add_argument(
         "--summary", action="store_true", help="print mean ± std over the seeds as Markdown"
+    )
+    ap.add_argument(
+        "--paired",
+        action="store_true",
+        help="print SEAL against random, full and the oracle (and the oracle against random), "
+        "paired by seed, per mix and pooled, as Markdown",
     )
     ap.add_argument("--methods", nargs="+", choices=METHODS, help="methods (default: the size's)")
     ap.add_argument("--kinds", nargs="+", choices=KINDS, help="harmful kinds (default: all)")
@@ -282,8 +360,9 @@ def main() -> None:
     size = "quick" if args.quick else "full"
     saved = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     grid = saved.setdefault("finetune", {}).setdefault(size, {})
-    if args.table or args.summary:
-        print(table(grid) if args.table else summary_table(grid))
+    if args.table or args.summary or args.paired:
+        shown = table if args.table else summary_table if args.summary else paired_table
+        print(shown(grid))
         return
     cells = runs(
         args.quick, args.kinds, args.seeds, args.methods, args.pcts, args.experiment, args.ps
