@@ -19,6 +19,15 @@ def finetune():
         sys.path.remove(str(REAL))
 
 
+@pytest.fixture(scope="module")
+def plots(finetune):
+    sys.path.insert(0, str(REAL))
+    try:
+        yield importlib.import_module("plots")
+    finally:
+        sys.path.remove(str(REAL))
+
+
 def test_missing_keeps_only_unmeasured_methods(finetune):
     entry = {"runs": [{"method": m, "p": p} for m, p in [("aligned", None), ("full", None)]]}
     entry["runs"].append({"method": "seal", "p": 0.8})
@@ -30,19 +39,23 @@ def test_missing_keeps_only_unmeasured_methods(finetune):
 
 
 def _run(method: str, p: float | None, refusal: float) -> dict:
-    return {"method": method, "p": p, "metrics": {"refusal_rate": refusal}}
+    return {"method": method, "p": p, "metrics": {"refusal_rate": refusal}, "harmful_trained": 1}
+
+
+GRID = {
+    "self/10/0/seal-probe": {
+        "runs": [_run("aligned", None, 0.9), _run("full", None, 0.5), _run("seal", 0.8, 0.7)]
+        + [_run("random", 0.8, 0.6), _run("seal", 0.7, 0.99)]
+    },
+    "self/10/1/seal-default": {"runs": [_run("random", 0.8, 0.7)]},
+    "self/10/1/seal-probe": {"runs": [_run("seal", 0.8, 0.6)]},
+    "jbb/10/0/seal-probe": {"runs": [_run("seal", 0.8, 0.8), _run("random", 0.8, 0.5)]},
+    "jbb/10/0/seal-paper": {"runs": [_run("seal", 0.8, 0.55)]},
+}
 
 
 def test_paired_compares_within_a_seed_and_pools_every_mix(finetune):
-    grid = {
-        "self/10/0/seal-probe": {
-            "runs": [_run("aligned", None, 0.9), _run("full", None, 0.5), _run("seal", 0.8, 0.7)]
-            + [_run("random", 0.8, 0.6), _run("seal", 0.7, 0.99)]
-        },
-        "self/10/1/seal-default": {"runs": [_run("random", 0.8, 0.7)]},
-        "self/10/1/seal-probe": {"runs": [_run("seal", 0.8, 0.6)]},
-        "jbb/10/0/seal-probe": {"runs": [_run("seal", 0.8, 0.8), _run("random", 0.8, 0.5)]},
-    }
+    grid = GRID
     by_seed = finetune.refusals_by_seed(grid)
     # Methods that do not depend on SEAL's settings count from whichever experiment ran them.
     assert by_seed["self", 10, 1] == {"random": 70.0, "seal (seal-probe)": 60.0}
@@ -55,7 +68,19 @@ def test_paired_compares_within_a_seed_and_pools_every_mix(finetune):
 
 
 def test_mean_interval_is_a_t_interval(finetune):
-    assert finetune.mean_interval([1.0, 2.0]) == (1.5, "–")
+    assert finetune.mean_interval([1.0, 2.0]) == (1.5, None)
     mean, ci = finetune.mean_interval([1.0, 2.0, 3.0])
     # t(0.975, 2) = 4.303; std 1, n 3: half-width 2.48.
-    assert mean == 2.0 and ci == "[-0.5, +4.5]"
+    assert mean == 2.0 and ci == pytest.approx((2 - 2.484, 2 + 2.484), abs=1e-3)
+
+
+def test_the_pictures_label_seal_by_its_settings_and_draw_the_pairs(plots, tmp_path):
+    cells = plots.finetune_points(GRID)
+    assert cells["self", 10]["aligned"] == 90.0
+    # The fine-tune picture leaves the paper's settings out (their own table); the paired
+    # one names them.
+    assert set(cells["jbb", 10]["runs"]) == {"seal (defaults)", "random"}
+    assert cells["self", 10]["runs"]["seal (defaults)"] == {0: (1, 70.0), 1: (1, 60.0)}
+    assert plots.shown_label("seal (seal-paper)") == "seal (paper)"
+    plots.paired_figure(GRID, tmp_path / "paired.png")
+    assert (tmp_path / "paired.png").read_bytes()[:4] == b"\x89PNG"

@@ -241,70 +241,82 @@ def summary_table(grid: dict) -> str:
 # SEAL buys over keeping rows at random and over training on all, and how far it is from
 # the ceiling; the ceiling's own margin over random bounds what any selection can buy.
 COMPARISONS = [("seal", "random"), ("seal", "full"), ("seal", "oracle"), ("oracle", "random")]
+# The methods whose runs depend on an experiment's SEAL settings.
+SETTING_DEPENDENT = ("seal", "seal+safeinstr")
 
 
-def refusals_by_seed(grid: dict, p: float = 0.8) -> dict[tuple, dict[str, float]]:
-    """(kind, pct, seed) → refusal (%) of each method at p (every p for the methods that keep
-    all rows). SEAL's runs are named by their settings ("seal (seal-probe)"); the other
-    methods do not depend on them, so their runs count once whichever experiment ran them."""
-    out: dict[tuple, dict[str, float]] = {}
+def runs_by_seed(grid: dict, p: float = 0.8) -> dict[tuple, dict[str, dict]]:
+    """(kind, pct, seed) → each method's run at p (every p for the methods that keep all
+    rows). SEAL's runs are named by their settings ("seal (seal-probe)"); the other methods
+    do not depend on them, so their runs count once whichever experiment ran them."""
+    out: dict[tuple, dict[str, dict]] = {}
     for key, entry in grid.items():
         kind, pct, seed, name = key.split("/")
         here = out.setdefault((kind, int(pct), int(seed)), {})
         for r in entry.get("runs", []):
             if r["p"] not in (None, p) or r["method"] == "aligned":
                 continue
-            label = (
-                f"{r['method']} ({name})"
-                if r["method"] in ("seal", "seal+safeinstr")
-                else r["method"]
-            )
-            here.setdefault(label, 100 * r["metrics"]["refusal_rate"])
+            label = f"{r['method']} ({name})" if r["method"] in SETTING_DEPENDENT else r["method"]
+            here.setdefault(label, r)
     return out
 
 
-def mean_interval(xs: list[float]) -> tuple[float, str]:
-    """The mean and its 95% t-interval ("–" under three values: too few to say)."""
+def refusals_by_seed(grid: dict, p: float = 0.8) -> dict[tuple, dict[str, float]]:
+    """`runs_by_seed`'s refusal rates, in %."""
+    return {
+        cell: {label: 100 * r["metrics"]["refusal_rate"] for label, r in runs.items()}
+        for cell, runs in runs_by_seed(grid, p).items()
+    }
+
+
+def mean_interval(xs: list[float]) -> tuple[float, tuple[float, float] | None]:
+    """The mean and its 95% t-interval (None under three values: too few to say)."""
     from scipy import stats
 
     s = stat(xs)
     if s["n"] < 3:
-        return s["mean"], "–"
+        return s["mean"], None
     half = stats.t.ppf(0.975, s["n"] - 1) * s["std"] / s["n"] ** 0.5
-    return s["mean"], f"[{s['mean'] - half:+.1f}, {s['mean'] + half:+.1f}]"
+    return s["mean"], (s["mean"] - half, s["mean"] + half)
+
+
+def paired(grid: dict) -> list[dict]:
+    """Each comparison of COMPARISONS, A − B in refusal points paired by seed: per mix
+    ("kind" one of KINDS) and pooled over every mix of a harmful share ("kind" "all")."""
+    by_seed = refusals_by_seed(grid)
+    rows, pooled = [], {}
+    mixes = sorted({(k, pct) for k, pct, _ in by_seed}, key=lambda m: (KINDS.index(m[0]), m[1]))
+    for kind, pct in mixes:
+        found = [by_seed[c] for c in sorted(by_seed) if c[:2] == (kind, pct)]
+        labels = {label for r in found for label in r}
+        for order, (a, b) in enumerate(COMPARISONS):
+            for label in sorted(x for x in labels if x == a or x.startswith(f"{a} (")):
+                diffs = [r[label] - r[b] for r in found if label in r and b in r]
+                if diffs:
+                    name = f"{label} − {b}"
+                    rows.append({"kind": kind, "pct": pct, "name": name, "diffs": diffs})
+                    pooled.setdefault((pct, order, name), []).extend(diffs)
+    for (pct, _, name), diffs in sorted(pooled.items()):
+        rows.append({"kind": "all", "pct": pct, "name": name, "diffs": diffs})
+    return rows
 
 
 def paired_table(grid: dict) -> str:
-    """Each comparison paired by seed, per mix and pooled over every mix: the differences,
-    their mean and how many are above zero."""
-    by_seed = refusals_by_seed(grid)
-    pooled: dict[tuple, list[float]] = {}
+    """`paired` as Markdown: the differences, their mean, its 95% t-interval and how many
+    are above zero."""
     lines = [
-        "| mix | harmful | A − B (refusal points) | pairs | per seed | mean | 95% CI | A ahead |"
+        "| mix | harmful | A − B (refusal points) | pairs | per seed | mean | 95% CI | A ahead |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    lines.append("|---|---|---|---|---|---|---|---|")
-
-    def row(kind: str, pct: str, name: str, diffs: list[float]) -> str:
-        ahead = sum(d > 0 for d in diffs)
-        each = ", ".join(f"{d:+.1f}" for d in diffs)
+    for row in paired(grid):
+        diffs = row["diffs"]
         mean, ci = mean_interval(diffs)
-        return f"| {kind} | {pct} | {name} | {len(diffs)} | {each} | {mean:+.1f} | {ci} | {ahead} |"
-
-    mixes = sorted({(k, pct) for k, pct, _ in by_seed}, key=lambda m: (KINDS.index(m[0]), m[1]))
-    for kind, pct in mixes:
-        seeds = sorted(s for k, q, s in by_seed if (k, q) == (kind, pct))
-        labels = {label for s in seeds for label in by_seed[kind, pct, s]}
-        for order, (a, b) in enumerate(COMPARISONS):
-            for label in sorted(x for x in labels if x == a or x.startswith(f"{a} (")):
-                found = [by_seed[kind, pct, s] for s in seeds]
-                diffs = [r[label] - r[b] for r in found if label in r and b in r]
-                if not diffs:
-                    continue
-                name = f"{label} − {b}"
-                pooled.setdefault((pct, order, name), []).extend(diffs)
-                lines.append(row(kind, f"{pct}%", name, diffs))
-    for (pct, _, name), diffs in sorted(pooled.items()):
-        lines.append(row("all", f"{pct}%", name, diffs))
+        shown = f"[{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else "–"
+        each = ", ".join(f"{d:+.1f}" for d in diffs)
+        lines.append(
+            f"| {row['kind']} | {row['pct']}% | {row['name']} | {len(diffs)} | {each} | "
+            f"{mean:+.1f} | {shown} | {sum(d > 0 for d in diffs)} |"
+        )
     return "\n".join(lines)
 
 

@@ -8,6 +8,9 @@
   a1's refusal before fine-tuning and the target 5 points under it. Where the points of a
   method sit shows what the tables spread over many rows: the seed moves refusal as much
   as the harmful rows do, and the rows with none (oracle) still lose refusal.
+- `docs/img/real-paired.png`: SEAL minus random, `full` and the oracle (and the oracle
+  minus random) in refusal points, each pair one mix and seed, pooled over the mixes of a
+  harmful share with the mean and its 95% t-interval (`finetune.py --paired` as a picture).
 
     python benchmarks/real/plots.py            # after rank.py / finetune.py --quick
 
@@ -25,6 +28,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from data import KINDS, PCTS  # noqa: E402
+from finetune import mean_interval, paired, runs_by_seed  # noqa: E402
 from rank import RESULTS  # noqa: E402
 
 from sealft.io import atomic_write  # noqa: E402
@@ -46,6 +50,8 @@ METHODS = {
 # finetune.py's experiments drawn, by the SEAL settings they ran (seal-paper has its own
 # table: its ranking is at chance).
 SETTINGS = {"seal-default": "pre-probe defaults", "seal-probe": "defaults"}
+# How each picture names the SEAL settings (the paired one draws the paper's too).
+PAIRED_SETTINGS = SETTINGS | {"seal-paper": "paper"}
 REFUSAL_MARGIN = 5  # points under a1's refusal that the target allows
 
 
@@ -73,22 +79,31 @@ def ranking_figure(summary: dict, path: Path) -> None:
 
 def finetune_points(grid: dict) -> dict[tuple[str, int], dict]:
     """Per (kind, pct): a1's refusal, and (harmful trained, refusal %) per method at p 0.8,
-    one point per seed. The controls do not depend on the SEAL settings, so a control that
-    two experiments of a cell both ran counts once; SEAL's runs are labelled by settings."""
+    one point per seed (`finetune.runs_by_seed`: a control that two experiments both ran
+    counts once); SEAL's runs are labelled by their settings."""
     cells: dict[tuple[str, int], dict] = {}
     for key, entry in grid.items():
-        kind, pct, seed, name = key.split("/")
+        kind, pct, _, _ = key.split("/")
         cell = cells.setdefault((kind, int(pct)), {"aligned": None, "runs": {}})
         for r in entry.get("runs", []):
-            refusal = 100 * r["metrics"]["refusal_rate"]
             if r["method"] == "aligned":
-                cell["aligned"] = refusal
-            elif r["method"] in METHODS and r["p"] in (None, 0.8) and name in SETTINGS:
-                label = r["method"]
-                if label.startswith("seal"):
-                    label += f" ({SETTINGS[name]})"
-                cell["runs"].setdefault(label, {})[seed] = (r["harmful_trained"], refusal)
+                cell["aligned"] = 100 * r["metrics"]["refusal_rate"]
+    for (kind, pct, seed), runs in runs_by_seed(grid).items():
+        for label, r in runs.items():
+            method, _, name = label.partition(" (")
+            if method not in METHODS or (name and name.rstrip(")") not in SETTINGS):
+                continue
+            shown = shown_label(label)
+            point = (r["harmful_trained"], 100 * r["metrics"]["refusal_rate"])
+            cells[kind, pct]["runs"].setdefault(shown, {})[seed] = point
     return cells
+
+
+def shown_label(label: str) -> str:
+    """A method label with its experiment named by the SEAL settings it ran."""
+    method, _, name = label.partition(" (")
+    name = name.rstrip(")")
+    return f"{method} ({PAIRED_SETTINGS.get(name, name)})" if name else method
 
 
 def finetune_figure(grid: dict, path: Path) -> None:
@@ -133,6 +148,42 @@ def finetune_figure(grid: dict, path: Path) -> None:
     save(fig, path)
 
 
+def paired_figure(grid: dict, path: Path) -> None:
+    """One row per comparison pooled over the mixes of a harmful share: each pair (mix,
+    seed) a dot coloured by kind, the mean a black bar and its 95% t-interval a line."""
+    rows = paired(grid)
+    pooled = [r for r in rows if r["kind"] == "all"]
+    fig, ax = plt.subplots(figsize=(9, 0.42 * len(pooled) + 1.6))
+    for y, row in enumerate(pooled):
+        for i, kind in enumerate(KINDS):
+            for r in rows:
+                if (r["kind"], r["pct"], r["name"]) == (kind, row["pct"], row["name"]):
+                    ys = [y + 0.12 * (i - 1)] * len(r["diffs"])
+                    ax.scatter(r["diffs"], ys, s=18, color=f"C{i}", alpha=0.8)
+        mean, ci = mean_interval(row["diffs"])
+        ax.plot([mean, mean], [y - 0.3, y + 0.3], color="black", lw=2)
+        if ci:
+            ax.plot(ci, [y, y], color="black", lw=1)
+    ax.axvline(0, color="grey", lw=1)
+    a_b = [r["name"].split(" − ") for r in pooled]
+    ax.set_yticks(
+        range(len(pooled)),
+        [f"{shown_label(a)} − {b}, {r['pct']}%" for (a, b), r in zip(a_b, pooled, strict=True)],
+        fontsize=8,
+    )
+    ax.invert_yaxis()
+    ax.set_xlabel("refusal of A minus B, same mix and seed (points)")
+    handles = [
+        plt.Line2D([], [], ls="", marker="o", color=f"C{i}", label=TITLES.get(k, k))
+        for i, k in enumerate(KINDS)
+    ]
+    ax.legend(handles=handles, fontsize=8, loc="lower right")
+    ax.set_title("Paired by seed: mean (bar) and 95% t-interval (line) over every mix")
+    ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    save(fig, path)
+
+
 def save(fig, path: Path) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
@@ -146,6 +197,7 @@ def main() -> None:
     saved = json.loads(RESULTS.read_text())
     ranking_figure(saved["ranking_summary"]["quick"], IMG / "real-ranking.png")
     finetune_figure(saved["finetune"]["quick"], IMG / "real-finetune.png")
+    paired_figure(saved["finetune"]["quick"], IMG / "real-paired.png")
 
 
 if __name__ == "__main__":
