@@ -47,3 +47,16 @@ def test_off_compiles_nothing_and_a_model_without_layer_classes_is_refused():
         assert model[0]._compiled_call_impl is None
     with pytest.raises(ConfigError, match="runtime.compile"), compiled_layers(model, True):
         pass
+
+
+def test_sft_refuses_compile_under_an_engine_that_shards_the_parameters(monkeypatch):
+    from sealft import sft
+    from sealft.config import RuntimeConfig
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    with pytest.raises(ConfigError, match="runtime.compile is not supported under fsdp"):
+        sft._compiled(model, RuntimeConfig(compile=True))
+    # Off, nothing is asked of the engine.
+    with sft._compiled(model, RuntimeConfig()):
+        pass

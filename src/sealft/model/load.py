@@ -224,8 +224,9 @@ def compiled_layers(model, enabled: bool):
 
     Layer by layer, as torchtune does, rather than the whole model: the hooks and the
     attention switch that sealft sets on the model body stay outside the compiled code, and
-    the layers share one compiled graph. Decoder layers are the model's `_no_split_modules`
-    classes, which transformers declares for every causal LM.
+    layers of one class can reuse one compiled graph (SmolLM2's 30 compiled in about a
+    minute). Decoder layers are the model's `_no_split_modules` classes, which transformers
+    declares for every causal LM.
     """
     layers: list[torch.nn.Module] = []
     if enabled:
