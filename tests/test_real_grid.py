@@ -58,7 +58,9 @@ def test_paired_compares_within_a_seed_and_pools_every_mix(finetune):
     grid = GRID
     by_seed = finetune.refusals_by_seed(grid)
     # Methods that do not depend on SEAL's settings count from whichever experiment ran them.
-    assert by_seed["self", 10, 1] == {"random": 70.0, "seal (seal-probe)": 60.0}
+    seal_probe = finetune.Arm("seal", "seal-probe")
+    assert by_seed["self", 10, 1] == {finetune.Arm("random"): 70.0, seal_probe: 60.0}
+    assert str(seal_probe) == "seal (seal-probe)" and str(finetune.Arm("random")) == "random"
     lines = finetune.paired_table(grid).splitlines()
     row = next(x for x in lines if x.startswith("| self | 10% | seal (seal-probe) − random"))
     assert "| 2 | +10.0, -10.0 | +0.0 | – | 1 |" in row
@@ -74,13 +76,16 @@ def test_mean_interval_is_a_t_interval(finetune):
     assert mean == 2.0 and ci == pytest.approx((2 - 2.484, 2 + 2.484), abs=1e-3)
 
 
-def test_the_pictures_label_seal_by_its_settings_and_draw_the_pairs(plots, tmp_path):
+def test_the_pictures_label_seal_by_its_settings_and_draw_the_pairs(finetune, plots, tmp_path):
+    arm = finetune.Arm
     cells = plots.finetune_points(GRID)
     assert cells["self", 10]["aligned"] == 90.0
     # The fine-tune picture leaves the paper's settings out (their own table); the paired
     # one names them.
-    assert set(cells["jbb", 10]["runs"]) == {"seal (defaults)", "random"}
-    assert cells["self", 10]["runs"]["seal (defaults)"] == {0: (1, 70.0), 1: (1, 60.0)}
-    assert plots.shown_label("seal (seal-paper)") == "seal (paper)"
+    assert set(cells["jbb", 10]["runs"]) == {arm("seal", "seal-probe"), arm("random")}
+    assert cells["self", 10]["runs"][arm("seal", "seal-probe")] == {0: (1, 70.0), 1: (1, 60.0)}
+    assert plots.shown_label(arm("seal", "seal-probe")) == "seal (defaults)"
+    assert plots.shown_label(arm("seal", "seal-paper")) == "seal (paper)"
+    assert plots.shown_label(arm("random")) == "random"
     plots.paired_figure(GRID, tmp_path / "paired.png")
     assert (tmp_path / "paired.png").read_bytes()[:4] == b"\x89PNG"

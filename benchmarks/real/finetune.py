@@ -25,6 +25,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from data import CACHE, DATA, KINDS, PCTS, SEEDS, eval_sets, mix_path, smollm_gguf
 from rank import ALIGNED, RESULTS, SELECTORS, cell, stat, update_results
@@ -245,26 +246,36 @@ COMPARISONS = [("seal", "random"), ("seal", "full"), ("seal", "oracle"), ("oracl
 SETTING_DEPENDENT = ("seal", "seal+safeinstr")
 
 
-def runs_by_seed(grid: dict, p: float = 0.8) -> dict[tuple, dict[str, dict]]:
-    """(kind, pct, seed) → each method's run at p (every p for the methods that keep all
-    rows). SEAL's runs are named by their settings ("seal (seal-probe)"); the other methods
-    do not depend on them, so their runs count once whichever experiment ran them."""
-    out: dict[tuple, dict[str, dict]] = {}
+class Arm(NamedTuple):
+    """One side of a comparison: a method, and for SETTING_DEPENDENT methods the experiment
+    (SEAL settings) that ran it; the other methods do not depend on the settings."""
+
+    method: str
+    settings: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.method} ({self.settings})" if self.settings else self.method
+
+
+def runs_by_seed(grid: dict, p: float = 0.8) -> dict[tuple, dict[Arm, dict]]:
+    """(kind, pct, seed) → each arm's run at p (every p for the methods that keep all
+    rows). A control that two experiments both ran counts once, whichever ran it."""
+    out: dict[tuple, dict[Arm, dict]] = {}
     for key, entry in grid.items():
         kind, pct, seed, name = key.split("/")
         here = out.setdefault((kind, int(pct), int(seed)), {})
         for r in entry.get("runs", []):
             if r["p"] not in (None, p) or r["method"] == "aligned":
                 continue
-            label = f"{r['method']} ({name})" if r["method"] in SETTING_DEPENDENT else r["method"]
-            here.setdefault(label, r)
+            settings = name if r["method"] in SETTING_DEPENDENT else None
+            here.setdefault(Arm(r["method"], settings), r)
     return out
 
 
-def refusals_by_seed(grid: dict, p: float = 0.8) -> dict[tuple, dict[str, float]]:
+def refusals_by_seed(grid: dict, p: float = 0.8) -> dict[tuple, dict[Arm, float]]:
     """`runs_by_seed`'s refusal rates, in %."""
     return {
-        cell: {label: 100 * r["metrics"]["refusal_rate"] for label, r in runs.items()}
+        cell: {arm: 100 * r["metrics"]["refusal_rate"] for arm, r in runs.items()}
         for cell, runs in runs_by_seed(grid, p).items()
     }
 
@@ -288,16 +299,16 @@ def paired(grid: dict) -> list[dict]:
     mixes = sorted({(k, pct) for k, pct, _ in by_seed}, key=lambda m: (KINDS.index(m[0]), m[1]))
     for kind, pct in mixes:
         found = [by_seed[c] for c in sorted(by_seed) if c[:2] == (kind, pct)]
-        labels = {label for r in found for label in r}
+        arms = {arm for r in found for arm in r}
         for order, (a, b) in enumerate(COMPARISONS):
-            for label in sorted(x for x in labels if x == a or x.startswith(f"{a} (")):
-                diffs = [r[label] - r[b] for r in found if label in r and b in r]
+            for arm in sorted(x for x in arms if x.method == a):
+                diffs = [r[arm] - r[Arm(b)] for r in found if arm in r and Arm(b) in r]
                 if diffs:
-                    name = f"{label} − {b}"
-                    rows.append({"kind": kind, "pct": pct, "name": name, "diffs": diffs})
-                    pooled.setdefault((pct, order, name), []).extend(diffs)
-    for (pct, _, name), diffs in sorted(pooled.items()):
-        rows.append({"kind": "all", "pct": pct, "name": name, "diffs": diffs})
+                    row = {"kind": kind, "pct": pct, "a": arm, "b": b, "diffs": diffs}
+                    rows.append(row)
+                    pooled.setdefault((pct, order, arm, b), []).extend(diffs)
+    for (pct, _, arm, b), diffs in sorted(pooled.items()):
+        rows.append({"kind": "all", "pct": pct, "a": arm, "b": b, "diffs": diffs})
     return rows
 
 
@@ -314,7 +325,7 @@ def paired_table(grid: dict) -> str:
         shown = f"[{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else "–"
         each = ", ".join(f"{d:+.1f}" for d in diffs)
         lines.append(
-            f"| {row['kind']} | {row['pct']}% | {row['name']} | {len(diffs)} | {each} | "
+            f"| {row['kind']} | {row['pct']}% | {row['a']} − {row['b']} | {len(diffs)} | {each} | "
             f"{mean:+.1f} | {shown} | {sum(d > 0 for d in diffs)} |"
         )
     return "\n".join(lines)

@@ -28,7 +28,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from data import KINDS, PCTS  # noqa: E402
-from finetune import mean_interval, paired, runs_by_seed  # noqa: E402
+from finetune import Arm, mean_interval, paired, runs_by_seed  # noqa: E402
 from rank import RESULTS  # noqa: E402
 
 from sealft.io import atomic_write  # noqa: E402
@@ -78,9 +78,9 @@ def ranking_figure(summary: dict, path: Path) -> None:
 
 
 def finetune_points(grid: dict) -> dict[tuple[str, int], dict]:
-    """Per (kind, pct): a1's refusal, and (harmful trained, refusal %) per method at p 0.8,
+    """Per (kind, pct): a1's refusal, and (harmful trained, refusal %) per arm at p 0.8,
     one point per seed (`finetune.runs_by_seed`: a control that two experiments both ran
-    counts once); SEAL's runs are labelled by their settings."""
+    counts once), for the METHODS and SETTINGS drawn."""
     cells: dict[tuple[str, int], dict] = {}
     for key, entry in grid.items():
         kind, pct, _, _ = key.split("/")
@@ -89,21 +89,19 @@ def finetune_points(grid: dict) -> dict[tuple[str, int], dict]:
             if r["method"] == "aligned":
                 cell["aligned"] = 100 * r["metrics"]["refusal_rate"]
     for (kind, pct, seed), runs in runs_by_seed(grid).items():
-        for label, r in runs.items():
-            method, _, name = label.partition(" (")
-            if method not in METHODS or (name and name.rstrip(")") not in SETTINGS):
+        for arm, r in runs.items():
+            if arm.method not in METHODS or (arm.settings and arm.settings not in SETTINGS):
                 continue
-            shown = shown_label(label)
             point = (r["harmful_trained"], 100 * r["metrics"]["refusal_rate"])
-            cells[kind, pct]["runs"].setdefault(shown, {})[seed] = point
+            cells[kind, pct]["runs"].setdefault(arm, {})[seed] = point
     return cells
 
 
-def shown_label(label: str) -> str:
-    """A method label with its experiment named by the SEAL settings it ran."""
-    method, _, name = label.partition(" (")
-    name = name.rstrip(")")
-    return f"{method} ({PAIRED_SETTINGS.get(name, name)})" if name else method
+def shown_label(arm: Arm) -> str:
+    """An arm as the pictures name it: its experiment named by the SEAL settings it ran."""
+    if arm.settings is None:
+        return arm.method
+    return f"{arm.method} ({PAIRED_SETTINGS.get(arm.settings, arm.settings)})"
 
 
 def finetune_figure(grid: dict, path: Path) -> None:
@@ -116,18 +114,19 @@ def finetune_figure(grid: dict, path: Path) -> None:
         squeeze=False,
         sharey=True,
     )
-    labels = sorted({label for cell in cells.values() for label in cell["runs"]})
-    colours = {label: f"C{i}" for i, label in enumerate(labels)}
+    arms = sorted({arm for cell in cells.values() for arm in cell["runs"]}, key=shown_label)
+    colours = {arm: f"C{i}" for i, arm in enumerate(arms)}
     for row, pct in enumerate(pcts):
         for ax, kind in zip(axes[row], KINDS, strict=True):
             cell = cells.get((kind, pct))
             if cell is None:
                 ax.set_axis_off()
                 continue
-            for label, points in sorted(cell["runs"].items()):
+            for arm in sorted(cell["runs"], key=shown_label):
+                points = cell["runs"][arm]
                 xs, ys = zip(*points.values(), strict=True)
-                marker = METHODS[label.split(" ")[0]]
-                ax.scatter(xs, ys, marker=marker, s=45, alpha=0.8, color=colours[label])
+                marker = METHODS[arm.method]
+                ax.scatter(xs, ys, marker=marker, s=45, alpha=0.8, color=colours[arm])
             if cell["aligned"] is not None:
                 ax.axhline(cell["aligned"], color="black", linewidth=1)
                 ax.axhline(cell["aligned"] - REFUSAL_MARGIN, color="grey", ls="--", lw=1)
@@ -137,8 +136,8 @@ def finetune_figure(grid: dict, path: Path) -> None:
                 ax.set_ylabel("refusal, held-out harmful (%)")
             ax.grid(alpha=0.3)
     handles = [
-        plt.Line2D([], [], ls="", marker=METHODS[lb.split(" ")[0]], color=colours[lb], label=lb)
-        for lb in labels
+        plt.Line2D([], [], ls="", marker=METHODS[a.method], color=colours[a], label=shown_label(a))
+        for a in arms
     ]
     fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8)
     fig.suptitle(
@@ -157,7 +156,7 @@ def paired_figure(grid: dict, path: Path) -> None:
     for y, row in enumerate(pooled):
         for i, kind in enumerate(KINDS):
             for r in rows:
-                if (r["kind"], r["pct"], r["name"]) == (kind, row["pct"], row["name"]):
+                if (r["kind"], r["pct"], r["a"], r["b"]) == (kind, row["pct"], row["a"], row["b"]):
                     ys = [y + 0.12 * (i - 1)] * len(r["diffs"])
                     ax.scatter(r["diffs"], ys, s=18, color=f"C{i}", alpha=0.8)
         mean, ci = mean_interval(row["diffs"])
@@ -165,10 +164,9 @@ def paired_figure(grid: dict, path: Path) -> None:
         if ci:
             ax.plot(ci, [y, y], color="black", lw=1)
     ax.axvline(0, color="grey", lw=1)
-    a_b = [r["name"].split(" − ") for r in pooled]
     ax.set_yticks(
         range(len(pooled)),
-        [f"{shown_label(a)} − {b}, {r['pct']}%" for (a, b), r in zip(a_b, pooled, strict=True)],
+        [f"{shown_label(r['a'])} − {r['b']}, {r['pct']}%" for r in pooled],
         fontsize=8,
     )
     ax.invert_yaxis()
