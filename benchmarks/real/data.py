@@ -43,6 +43,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -389,18 +390,26 @@ def mix_path(kind: str, pct: int, seed: int, quick: bool) -> Path:
     return DATA / ("quick" if quick else "full") / f"mix-{kind}-{pct:02d}-s{seed}.jsonl"
 
 
-def build(quick: bool) -> dict[str, Any]:
-    """Write every file; return the manifest (sizes, removals, hashes)."""
-    DATA.mkdir(parents=True, exist_ok=True)
-    EVAL.mkdir(parents=True, exist_ok=True)
-    claims = Claims()
+@dataclass
+class Heldout:
+    """The held-out evaluation sets, reserved before any training pool claims a prompt,
+    and the harmful prompts left over for the self-written pool."""
 
-    # Held-out evaluation prompts come first: no training pool may hold them.
-    benign_eval = {
+    benign: dict[str, list[str]]
+    risky_train: list[Row]
+    risky_eval: list[Row]
+    harmful: list[Row]
+    physical_unsafe: list[str]
+    self_prompts: list[tuple[str, str]]
+    advbench_in_jbb: int
+
+
+def reserve_heldout(claims: Claims, jbb: list[Row]) -> Heldout:
+    benign = {
         "I-Alpaca": read_instructions("I-Alpaca.json"),
         "I-PhysicalSafetySafe": read_instructions("I-PhysicalSafetySafe.json"),
     }
-    for name, prompts in benign_eval.items():
+    for name, prompts in benign.items():
         claims.reserve(f"eval:{name}", map(key, prompts))
     risky = shuffled(
         [
@@ -412,40 +421,55 @@ def build(quick: bool) -> dict[str, Any]:
     risky_train, risky_eval = risky[: len(risky) // 2], risky[len(risky) // 2 :]
     claims.reserve("eval:risky_benign_eval", (prompt_key(r) for r in risky_eval))
 
-    jbb = jbb_pool()
     jbb_goals = {prompt_key(r) for r in jbb}
     adv = [p for p in dedupe(advbench(), key) if key(p) not in jbb_goals]
     dna = [p for p in dedupe(donotanswer(), lambda x: key(x[0])) if key(p[0]) not in jbb_goals]
     adv_self, adv_eval = split_half(adv, f"advbench/{SPLIT_SEED}")
-    dna_area = dict(dna)
     dna_self, dna_eval = split_half([p for p, _ in dna], f"donotanswer/{SPLIT_SEED}")
-    harmful_eval = [{"prompt": p, "source": "advbench", "category": None} for p in adv_eval]
-    harmful_eval += [
-        {"prompt": p, "source": "donotanswer", "category": dna_area[p]} for p in dna_eval
-    ]
+    harmful = harmful_heldout(adv_eval, dna_eval, dict(dna), jbb_goals)
+    claims.reserve("eval:harmful_heldout", (key(r["prompt"]) for r in harmful))
+    physical_unsafe = read_instructions("I-PhysicalSafetyUnsafe.json")
+    claims.reserve("eval:physical_unsafe", map(key, physical_unsafe))
+    self_prompts = [(p, "advbench") for p in adv_self] + [(p, "donotanswer") for p in dna_self]
+    return Heldout(
+        benign=benign,
+        risky_train=risky_train,
+        risky_eval=risky_eval,
+        harmful=harmful,
+        physical_unsafe=physical_unsafe,
+        self_prompts=self_prompts,
+        advbench_in_jbb=len(dedupe(advbench(), key)) - len(adv),
+    )
+
+
+def harmful_heldout(
+    adv_eval: list[str], dna_eval: list[str], dna_area: dict[str, str], jbb_goals: set[str]
+) -> list[Row]:
+    """The held-out harmful prompts: AdvBench's and Do-Not-Answer's evaluation halves and
+    the safety-tuned-llamas sets found, deduplicated, none of JailbreakBench's goals."""
+    rows = [{"prompt": p, "source": "advbench", "category": None} for p in adv_eval]
+    rows += [{"prompt": p, "source": "donotanswer", "category": dna_area[p]} for p in dna_eval]
     for name in SAFETY_TUNED_HARMFUL:
         if (SHARED / "eval" / name).exists():
-            harmful_eval += [
+            rows += [
                 {"prompt": p, "source": name.split(".")[0], "category": None}
                 for p in read_instructions(name)
             ]
-    harmful_eval = dedupe(harmful_eval, lambda r: key(r["prompt"]))
+    rows = dedupe(rows, lambda r: key(r["prompt"]))
     # Shuffled, so that the first prompts (a quick run's `limit`) sample every source.
-    harmful_eval = shuffled(
-        [r for r in harmful_eval if key(r["prompt"]) not in jbb_goals], f"harmful/{SPLIT_SEED}"
-    )
-    claims.reserve("eval:harmful_heldout", (key(r["prompt"]) for r in harmful_eval))
-    physical_unsafe = read_instructions("I-PhysicalSafetyUnsafe.json")
-    claims.reserve("eval:physical_unsafe", map(key, physical_unsafe))
+    return shuffled([r for r in rows if key(r["prompt"]) not in jbb_goals], f"harmful/{SPLIT_SEED}")
 
-    # Training pools, in order of claim.
+
+def training_pools(
+    claims: Claims, jbb: list[Row], held: Heldout
+) -> tuple[dict[str, list[Row]], dict[str, int]]:
+    """Every training pool, claimed in order (an earlier pool keeps a shared prompt), and
+    the self-written pool's counts (prompts kept, answers generated)."""
     pools: dict[str, list[Row]] = {}
     pools["jbb"] = claims.claim("jbb", jbb)
-    self_prompts = [(p, "advbench") for p in adv_self] + [(p, "donotanswer") for p in dna_self]
-    self_prompts = [(p, s) for p, s in self_prompts if claims.owner.get(key(p)) is None]
+    self_prompts = [(p, s) for p, s in held.self_prompts if claims.owner.get(key(p)) is None]
     claims.reserve("self", (key(p) for p, _ in self_prompts))
-    self_rows, self_generated = self_pool(self_prompts)
-    pools["self"] = self_rows
+    pools["self"], generated = self_pool(self_prompts)
     hh = [r for r in hh_pool() if prompt_words(r) <= MAX_PROMPT_WORDS]
     pools["hh"] = claims.claim("hh", hh)
 
@@ -459,23 +483,24 @@ def build(quick: bool) -> dict[str, Any]:
         f"benign/{SPLIT_SEED}",
     )
     benign = claims.claim("benign", benign)
-    risky_train = claims.claim("risky_train", risky_train)
+    pools["risky_train"] = claims.claim("risky_train", held.risky_train)
     advice = [
         {"instruction": p, "input": "", "output": a, "source": "safety_advice"}
         for p, a in SAFETY_ADVICE
     ]
-    advice = claims.claim("safety_advice", advice)
+    pools["safety_advice"] = claims.claim("safety_advice", advice)
 
     cut = [SAFE_HALF, SAFE_HALF + HELDOUT_BENIGN, SAFE_HALF + HELDOUT_BENIGN + FT_BENIGN]
-    safe = shuffled(refusals[:SAFE_HALF] + benign[: cut[0]], f"safe/{SPLIT_SEED}")
-    pools["safe"] = safe
+    pools["safe"] = shuffled(refusals[:SAFE_HALF] + benign[: cut[0]], f"safe/{SPLIT_SEED}")
     pools["heldout_benign"] = benign[cut[0] : cut[1]]
     pools["finetune_benign"] = benign[cut[1] : cut[2]]
     pools["align_refusals"] = refusals[SAFE_HALF:]
     pools["align_benign"] = benign[cut[2] :]
-    pools["risky_train"] = risky_train
-    pools["safety_advice"] = advice
+    return pools, {"self_prompts": len(self_prompts), "self_answers_generated": generated}
 
+
+def write_files(pools: dict[str, list[Row]], held: Heldout, quick: bool) -> dict[str, Any]:
+    """Write the pools, the evaluation sets and every mix; return each file's rows and hash."""
     files: dict[str, dict[str, Any]] = {}
 
     def write(path: Path, rows: list[Row]) -> None:
@@ -489,26 +514,37 @@ def build(quick: bool) -> dict[str, Any]:
         write(DATA / f"{name}.jsonl", pools[name])
     write(DATA / "risky_train.jsonl", pools["risky_train"])
     write(DATA / "safety_advice.jsonl", pools["safety_advice"])
-    write(EVAL / "harmful_heldout.jsonl", harmful_eval)
-    write(EVAL / "risky_benign_eval.jsonl", [{"prompt": alpaca_prompt(r)} for r in risky_eval])
-    write(EVAL / "physical_unsafe.jsonl", [{"prompt": p} for p in physical_unsafe])
+    write(EVAL / "harmful_heldout.jsonl", held.harmful)
+    write(EVAL / "risky_benign_eval.jsonl", [{"prompt": alpaca_prompt(r)} for r in held.risky_eval])
+    write(EVAL / "physical_unsafe.jsonl", [{"prompt": p} for p in held.physical_unsafe])
 
-    n, seeds = (N_QUICK if quick else N_FULL), SEEDS
+    n = N_QUICK if quick else N_FULL
     for kind in KINDS:
         for pct in PCTS:
-            for seed in seeds:
+            for seed in SEEDS:
                 rows = mix(kind, pct, seed, n, pools["finetune_benign"], pools[kind])
                 write(mix_path(kind, pct, seed, quick), rows)
+    return files
 
-    check_disjoint(pools, harmful_eval, risky_eval, benign_eval, physical_unsafe)
+
+def build(quick: bool) -> dict[str, Any]:
+    """Write every file; return the manifest (sizes, removals, hashes)."""
+    DATA.mkdir(parents=True, exist_ok=True)
+    EVAL.mkdir(parents=True, exist_ok=True)
+    claims = Claims()
+    jbb = jbb_pool()
+    # Held-out evaluation prompts come first: no training pool may hold them.
+    held = reserve_heldout(claims, jbb)
+    pools, counts = training_pools(claims, jbb, held)
+    files = write_files(pools, held, quick)
+    check_disjoint(pools, held.harmful, held.risky_eval, held.benign, held.physical_unsafe)
     manifest = {
         "split_seed": SPLIT_SEED,
         "files": files,
-        "self_prompts": len(self_prompts),
-        "self_answers_generated": self_generated,
-        "harmful_heldout_by_source": count_by(harmful_eval, "source"),
+        **counts,
+        "harmful_heldout_by_source": count_by(held.harmful, "source"),
         "claimed_by_earlier_pool": claims.removed,
-        "advbench_in_jbb": len(dedupe(advbench(), key)) - len(adv),
+        "advbench_in_jbb": held.advbench_in_jbb,
         "eval_sets": {n: where(p) for n, (p, _) in eval_sets().items()},
     }
     write_json(DATA / ("manifest-quick.json" if quick else "manifest.json"), manifest)
