@@ -445,14 +445,34 @@ def timed_selector(cfg, trainer) -> list[dict]:
     ]
 
 
+def lora_trainer(cfg, spec: dict, model, tokenizer, ft, sf, run_dir: Path | None = None):
+    """The selector's trainer as `seal select` builds it under LoRA, on spec's device."""
+    from sealft.data import pad_id
+    from sealft.model.lora import add_lora
+    from sealft.selection.bilevel import BilevelTrainer, adapter_names
+
+    return BilevelTrainer(
+        add_lora(model, cfg.lora, adapter_names(cfg.selector.algorithm)),
+        ft,
+        sf,
+        selector_cfg=cfg.selector,
+        train_cfg=cfg.selector_train,
+        runtime=cfg.runtime,
+        pad=pad_id(tokenizer),
+        seed=cfg.seed,
+        lora=True,
+        device=device(spec),
+        run_dir=run_dir,
+        progress=False,
+    )
+
+
 def child_select(spec: dict) -> dict:
     """The selector as `seal select` runs it, then `seal finetune` on its top p."""
 
-    from sealft.data import encode_configured, load_sources, pad_id
+    from sealft.data import encode_configured, load_sources
     from sealft.io import write_dropped, write_parquet
-    from sealft.model.lora import add_lora
     from sealft.scores import scores_table
-    from sealft.selection.bilevel import BilevelTrainer, adapter_names
     from sealft.selection.selector import weights_of
 
     set_threads(spec)
@@ -468,20 +488,7 @@ def child_select(spec: dict) -> dict:
     k = cfg.selector.response_tokens
     ft = encode_configured(finetune.samples, tokenizer, cfg.tokenize, k)
     sf = encode_configured(safe.samples, tokenizer, cfg.tokenize, k)
-    trainer = BilevelTrainer(
-        add_lora(model, cfg.lora, adapter_names(cfg.selector.algorithm)),
-        ft,
-        sf,
-        selector_cfg=cfg.selector,
-        train_cfg=cfg.selector_train,
-        runtime=cfg.runtime,
-        pad=pad_id(tokenizer),
-        seed=cfg.seed,
-        lora=True,
-        device=device(spec),
-        run_dir=run_dir,
-        progress=False,
-    )
+    trainer = lora_trainer(cfg, spec, model, tokenizer, ft, sf, run_dir)
     epochs = timed_selector(cfg, trainer)
     logits = trainer.selector.logits.detach()
     scores = scores_table(ft.samples, logits, cfg.p, weights_of(logits, cfg.selector.activation))
@@ -647,7 +654,6 @@ def child_profile(spec: dict) -> dict:
     from sealft.config import LoraSettings
     from sealft.data import collate, encode_configured, load_sources, pad_id
     from sealft.model.lora import add_lora
-    from sealft.selection.bilevel import BilevelTrainer, adapter_names
 
     set_threads(spec)
     cfg = select_config(spec | {"settings": "defaults"})
@@ -655,19 +661,7 @@ def child_profile(spec: dict) -> dict:
     k, b = cfg.selector.response_tokens, spec["batch_size"]
     ft = encode_configured(load_sources(cfg.data).samples, tokenizer, cfg.tokenize, k)
     sf = encode_configured(load_sources(cfg.safe).samples, tokenizer, cfg.tokenize, k)
-    trainer = BilevelTrainer(
-        add_lora(model, cfg.lora, adapter_names(cfg.selector.algorithm)),
-        ft,
-        sf,
-        selector_cfg=cfg.selector,
-        train_cfg=cfg.selector_train,
-        runtime=cfg.runtime,
-        pad=pad_id(tokenizer),
-        seed=cfg.seed,
-        lora=True,
-        device=device(spec),
-        progress=False,
-    )
+    trainer = lora_trainer(cfg, spec, model, tokenizer, ft, sf)
     ft_idx, safe_idx = torch.arange(min(b, len(ft))), torch.arange(min(b, len(sf)))
     gamma = cfg.selector.gamma(cfg.selector.epochs - 1)
 
