@@ -89,3 +89,31 @@ def test_the_pictures_label_seal_by_its_settings_and_draw_the_pairs(finetune, pl
     assert plots.shown_label(arm("random")) == "random"
     plots.paired_figure(GRID, tmp_path / "paired.png")
     assert (tmp_path / "paired.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.fixture(scope="module")
+def rank(finetune):
+    return sys.modules["rank"]
+
+
+def test_ranking_reuses_a_fine_tunes_selection_with_the_same_settings(rank, tmp_path, monkeypatch):
+    from sealft.config import dump_config
+
+    monkeypatch.setattr(rank, "CACHE", tmp_path)
+    mix = tmp_path / "mix.jsonl"
+    paper, ours = (
+        rank.select_config(mix, "seal-paper", 1),
+        rank.select_config(mix, "seal-default", 1),
+    )
+    # The experiment's copy of the paper's selection: its own folder, no reference model
+    # (a zeros start never reads it).
+    run = tmp_path / "finetune" / "quick" / "jbb-10-s1" / "seal-paper" / "seed1" / "select"
+    run.mkdir(parents=True)
+    saved = paper.model_copy(update={"output_dir": str(run), "reference_model": None})
+    (run / "config.yaml").write_text(dump_config(saved))
+    assert rank.finished_selection(paper) is None  # not finished: no scores yet
+    (run / "scores.parquet").write_bytes(b"")
+    assert rank.finished_selection(paper) == run
+    # Other settings, or another seed, are another selection.
+    assert rank.finished_selection(ours) is None
+    assert rank.finished_selection(rank.select_config(mix, "seal-paper", 2)) is None

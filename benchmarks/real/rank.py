@@ -11,6 +11,8 @@ sees it.
     python benchmarks/real/rank.py --only seal-default --kinds self --pcts 10
 
 Every (ranker, mix) result is cached under benchmarks/.cache/real/rank/; a re-run skips it.
+A SEAL ranker whose exact selection finetune.py already ran (its experiments' selection
+step) reads that selection's scores instead of training the selector again.
 """
 
 from __future__ import annotations
@@ -29,10 +31,11 @@ import yaml
 from data import CACHE, DATA, KINDS, PCTS, SEEDS, mix_path, smollm_gguf
 from sklearn.metrics import roc_auc_score
 
-from sealft.config import DSIRConfig, SelectRecipeConfig
+from sealft.config import DSIRConfig, SelectRecipeConfig, dump_config
 from sealft.data import encode_configured, load_sources
 from sealft.io import write_json, write_parquet
 from sealft.model.load import device_for, load_configured, load_model_and_tokenizer
+from sealft.recipes.select import DONE as SELECT_DONE
 from sealft.recipes.select import run_select
 from sealft.scores import n_keep, scores_table
 from sealft.selection.baselines import (
@@ -155,9 +158,12 @@ def rank(name: str, mix: Path, seed: int, models) -> dict:
     labels = {s.sample_id: int(s.record["harmful"]) for s in loaded.samples}
     start = time.time()
     if name in SELECTORS:
-        table = run_select(
-            select_config(mix, name, seed), replace_stale=True, progress=False
-        ).scores
+        settings = select_config(mix, name, seed)
+        done = finished_selection(settings)
+        if done is not None:
+            reused = {"reused": str(done.relative_to(CACHE))}
+            return quality(pq.read_table(done / SELECT_DONE), labels) | reused
+        table = run_select(settings, replace_stale=True, progress=False).scores
         return quality(table, labels) | {"seconds": round(time.time() - start)}
     aligned, tok = models.aligned()
     k = cfg.selector.response_tokens if name == "frozen-loss" else None
@@ -211,6 +217,26 @@ def ranked_rows(name: str, mix: Path) -> list[tuple[dict, dict]] | None:
         return None
     rows = [json.loads(line) for line in mix.read_text().splitlines()]
     return [(rows[r["index"]], r) for r in pq.read_table(path).to_pylist()]
+
+
+def finished_selection(cfg: SelectRecipeConfig) -> Path | None:
+    """A finished `seal select` run of finetune.py's (an experiment's selection step) with
+    exactly these settings, or None: its scores are this ranker's, so the selector is not
+    trained a second time. The output folder does not count, nor a reference model that a
+    zeros start never reads (the experiment leaves it out of the selection's config)."""
+    want = selection_settings(yaml.safe_load(dump_config(cfg)))
+    for config in sorted((CACHE / "finetune").glob("**/select/config.yaml")):
+        finished = (config.parent / SELECT_DONE).exists()
+        if finished and selection_settings(yaml.safe_load(config.read_text())) == want:
+            return config.parent
+    return None
+
+
+def selection_settings(tree: dict) -> dict:
+    tree = {k: v for k, v in tree.items() if k != "output_dir"}
+    if tree["selector"]["init"] == "zeros":
+        tree.pop("reference_model", None)
+    return tree
 
 
 def table_path(name: str, mix: Path) -> Path:
