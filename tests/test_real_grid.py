@@ -67,6 +67,12 @@ def test_paired_compares_within_a_seed_and_pools_every_mix(finetune):
     pooled = next(x for x in lines if x.startswith("| all | 10% | seal (seal-probe) − random"))
     assert "| 3 | +30.0, +10.0, -10.0 | +10.0 |" in pooled and pooled.endswith("| 2 |")
     assert not any("oracle" in x for x in lines)  # no oracle run: nothing to compare with
+    # Other settings against the paper's, never the paper's against itself.
+    row = next(
+        x for x in lines if x.startswith("| jbb | 10% | seal (seal-probe) − seal (seal-paper)")
+    )
+    assert "| 1 | +25.0 | +25.0 |" in row
+    assert not any("seal (seal-paper) − seal (seal-paper)" in x for x in lines)
 
 
 def test_mean_interval_is_a_t_interval(finetune):

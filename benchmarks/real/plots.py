@@ -166,7 +166,7 @@ def paired_figure(grid: dict, path: Path) -> None:
     ax.axvline(0, color="grey", lw=1)
     ax.set_yticks(
         range(len(pooled)),
-        [f"{shown_label(r['a'])} − {r['b']}, {r['pct']}%" for r in pooled],
+        [f"{shown_label(r['a'])} − {shown_label(r['b'])}, {r['pct']}%" for r in pooled],
         fontsize=8,
     )
     ax.invert_yaxis()
