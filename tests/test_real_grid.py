@@ -106,6 +106,8 @@ def test_ranking_reuses_a_fine_tunes_selection_with_the_same_settings(rank, tmp_
     from sealft.config import dump_config
 
     monkeypatch.setattr(rank, "CACHE", tmp_path)
+    # The reference model's file is only named in the settings, never read: CI has no wheel.
+    monkeypatch.setattr(rank, "smollm_gguf", lambda: "reference.gguf")
     mix = tmp_path / "mix.jsonl"
     paper, ours = (
         rank.select_config(mix, "seal-paper", 1),
