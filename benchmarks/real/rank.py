@@ -160,9 +160,10 @@ def rank(name: str, mix: Path, seed: int, models) -> dict:
     if name in SELECTORS:
         settings = select_config(mix, name, seed)
         done = finished_selection(settings)
-        if done is not None:
-            reused = {"reused": str(done.relative_to(CACHE))}
-            return quality(pq.read_table(done / SELECT_DONE), labels) | reused
+        table = pq.read_table(done / SELECT_DONE) if done is not None else None
+        # Sample IDs hash each row's content: other IDs mean the mix changed since.
+        if table is not None and set(table.column("sample_id").to_pylist()) == set(labels):
+            return quality(table, labels) | {"reused": str(done.relative_to(CACHE))}
         table = run_select(settings, replace_stale=True, progress=False).scores
         return quality(table, labels) | {"seconds": round(time.time() - start)}
     aligned, tok = models.aligned()
