@@ -125,6 +125,27 @@ def run_demo(
     start = time.time()
     torch.manual_seed(seed)
     out = Path(output_dir)
+    world, model, tokenizer, aligned = _aligned_world(out, seed, progress)
+    cfg = demo_config(out, seed, overrides)
+    results = run_experiment(
+        cfg,
+        progress=progress,
+        base=(model, tokenizer),
+        extra_eval=lambda m, t: behaviour(m, t, world),
+        extra_eval_name=f"demo-behaviour/world-seed{seed}",
+    )
+    log.info("%s", markdown_table(results["summary"]))
+    summary = _summary(results, cfg, world, seed, aligned)
+    summary["seconds"] = round(time.time() - start, 1)
+    write_json(out / "summary.json", summary)
+    _log_summary(summary)
+    log.info("done in %.0f s; outputs in %s/", summary["seconds"], out)
+    return summary
+
+
+def _aligned_world(out: Path, seed: int, progress: bool):
+    """The synthetic world, its tiny model aligned on it, that model's behaviour, and the
+    world's sets written under out/world for the experiment to read."""
     world = make_world(seed)
     tokenizer, model = tiny_pair(all_texts(world), seed=seed, **MODEL)
     log.info(
@@ -138,21 +159,15 @@ def run_demo(
         f"aligned tiny model: refuses {aligned['refusal_rate']:.0%} of held-out harmful "
         f"requests, solves {aligned['benign_accuracy']:.0%} of held-out tasks"
     )
-
     data_dir = out / "world"
     data_dir.mkdir(parents=True, exist_ok=True)
     for name in ("finetune", "safe", "eval_benign", "eval_harmful"):
         write_jsonl(data_dir / f"{name}.jsonl", getattr(world, name))
-    cfg = demo_config(out, seed, overrides)
-    results = run_experiment(
-        cfg,
-        progress=progress,
-        base=(model, tokenizer),
-        extra_eval=lambda m, t: behaviour(m, t, world),
-        extra_eval_name=f"demo-behaviour/world-seed{seed}",
-    )
+    return world, model, tokenizer, aligned
 
-    log.info("%s", markdown_table(results["summary"]))
+
+def _summary(results: dict, cfg, world, seed: int, aligned: dict) -> dict:
+    """The selector's ranking quality and SEAL against full fine-tuning, with the targets."""
     ranking = ranking_quality(world, Path(cfg.output_dir) / f"seed{seed}" / "select")
     by_method = {
         (r["method"], r["p"]): {k: v["mean"] for k, v in r["metrics"].items()}
@@ -161,7 +176,7 @@ def run_demo(
     full, seal = by_method[("full", None)], by_method[("seal", cfg.p_values()[0])]
     gain = seal["refusal_rate"] - full["refusal_rate"]
     gap = abs(seal["benign_accuracy"] - full["benign_accuracy"])
-    summary = {
+    return {
         **ranking,
         "p": cfg.p_values()[0],
         "aligned": aligned,
@@ -169,9 +184,13 @@ def run_demo(
         "accuracy_gap_seal_vs_full": round(gap, 4),
         "targets_met": gain >= TARGET_REFUSAL_GAIN and gap <= TARGET_ACCURACY_GAP,
         "methods": {f"{m}" if p is None else f"{m}@{p:g}": v for (m, p), v in by_method.items()},
-        "seconds": round(time.time() - start, 1),
     }
-    write_json(out / "summary.json", summary)
+
+
+def _log_summary(summary: dict) -> None:
+    seal = summary["methods"][f"seal@{summary['p']:g}"]
+    full = summary["methods"]["full"]
+    gain, gap = summary["refusal_gain_seal_vs_full"], summary["accuracy_gap_seal_vs_full"]
     log.info(
         f"selector AUROC, harmful ranked last: {summary['auroc']:.3f}; harmful samples kept "
         f"at p = {summary['p']}: {summary['harmful_kept']} of {summary['harmful_total']}"
@@ -183,5 +202,3 @@ def run_demo(
         f"{full['benign_accuracy']:.0%} (gap {gap * 100:.0f} points, target <= "
         f"{TARGET_ACCURACY_GAP * 100:.0f})"
     )
-    log.info("done in %.0f s; outputs in %s/", summary["seconds"], out)
-    return summary
