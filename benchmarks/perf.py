@@ -445,26 +445,12 @@ def timed_selector(cfg, trainer) -> list[dict]:
     ]
 
 
-def lora_trainer(cfg, spec: dict, model, tokenizer, ft, sf, run_dir: Path | None = None):
-    """The selector's trainer as `seal select` builds it under LoRA, on spec's device."""
-    from sealft.data import pad_id
-    from sealft.model.lora import add_lora
-    from sealft.selection.bilevel import BilevelTrainer, adapter_names
+def lora_trainer(cfg, model, tokenizer, ft, sf, run_dir: Path | None = None):
+    """The selector's trainer exactly as `seal select` builds it, in this one process."""
+    from sealft.distributed import SINGLE
+    from sealft.recipes.select import selector_trainer
 
-    return BilevelTrainer(
-        add_lora(model, cfg.lora, adapter_names(cfg.selector.algorithm)),
-        ft,
-        sf,
-        selector_cfg=cfg.selector,
-        train_cfg=cfg.selector_train,
-        runtime=cfg.runtime,
-        pad=pad_id(tokenizer),
-        seed=cfg.seed,
-        lora=True,
-        device=device(spec),
-        run_dir=run_dir,
-        progress=False,
-    )
+    return selector_trainer(cfg, model, tokenizer, ft, sf, run_dir, False, None, SINGLE)
 
 
 def child_select(spec: dict) -> dict:
@@ -488,7 +474,7 @@ def child_select(spec: dict) -> dict:
     k = cfg.selector.response_tokens
     ft = encode_configured(finetune.samples, tokenizer, cfg.tokenize, k)
     sf = encode_configured(safe.samples, tokenizer, cfg.tokenize, k)
-    trainer = lora_trainer(cfg, spec, model, tokenizer, ft, sf, run_dir)
+    trainer = lora_trainer(cfg, model, tokenizer, ft, sf, run_dir)
     epochs = timed_selector(cfg, trainer)
     logits = trainer.selector.logits.detach()
     scores = scores_table(ft.samples, logits, cfg.p, weights_of(logits, cfg.selector.activation))
@@ -661,7 +647,7 @@ def child_profile(spec: dict) -> dict:
     k, b = cfg.selector.response_tokens, spec["batch_size"]
     ft = encode_configured(load_sources(cfg.data).samples, tokenizer, cfg.tokenize, k)
     sf = encode_configured(load_sources(cfg.safe).samples, tokenizer, cfg.tokenize, k)
-    trainer = lora_trainer(cfg, spec, model, tokenizer, ft, sf)
+    trainer = lora_trainer(cfg, model, tokenizer, ft, sf)
     ft_idx, safe_idx = torch.arange(min(b, len(ft))), torch.arange(min(b, len(sf)))
     gamma = cfg.selector.gamma(cfg.selector.epochs - 1)
 

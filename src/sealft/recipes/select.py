@@ -173,7 +173,10 @@ def make_selector(cfg: SelectRecipeConfig, ft: Encoded, features) -> Selector:
     )
 
 
-def _trainer(cfg, model, tokenizer, ft, sf, run_dir, progress, selector, here) -> BilevelTrainer:
+def selector_trainer(
+    cfg, model, tokenizer, ft, sf, run_dir, progress, selector, here
+) -> BilevelTrainer:
+    """The bilevel trainer of `seal select` (benchmarks/perf.py times this very one)."""
     if cfg.lora.enabled:
         model = add_lora(model, cfg.lora, adapter_names(cfg.selector.algorithm))
     return BilevelTrainer(
@@ -308,7 +311,7 @@ def run_select(
         start = initial_logits(cfg, model, tokenizer, ft, device)
         if start is not None:
             selector.start_from(start)
-    trainer = _trainer(cfg, model, tokenizer, ft, sf, run_dir, progress, selector, here)
+    trainer = selector_trainer(cfg, model, tokenizer, ft, sf, run_dir, progress, selector, here)
     _resume(trainer, run_dir, here)
     metrics = run_dir / "metrics.jsonl"
     if here.main:
