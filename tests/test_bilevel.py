@@ -1,6 +1,7 @@
 import pytest
 import torch
 from conftest import alpaca_rows, safe_rows, write_jsonl
+from tolerance import assert_rounding_close, batch_tokens, network_rtol
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from sealft.config import LoraSettings, RuntimeConfig, SelectorConfig, SelectorTrainConfig
@@ -99,8 +100,10 @@ def test_micro_batches_give_the_same_gradient(tiny_model_dir, tmp_path):
             micro=micro,
         )
         grads.append([p.grad.clone() for p in model.parameters() if p.grad is not None])
+    # Rows padded to another length and gradients summed in another order: rounding only.
+    rtol = network_rtol(model.get_base_model().config, batch_tokens(t.finetune), backward=True)
     for a, b in zip(*grads, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+        assert_rounding_close(b, a, rtol)
 
 
 def test_selector_moves_every_epoch_from_gamma_zero(tiny_model_dir, tmp_path):

@@ -5,9 +5,19 @@ sample leaves one process nothing to do) and a checkpoint resumed under another 
 of processes.
 
 The processes sum gradients and the losses come back in another order of float32
-additions, so two processes agree with one to ~1e-6 (measured: the largest logit
-difference was below 1e-6 on logits of size ~4, adapters below 1e-6), not bit for bit:
-the tests allow 1e-5 and ask for the identical ranking.
+additions, so two processes agree with one to rounding, not bit for bit. How far rounding
+carries through a training run depends on the host and the libraries (Adam and the
+standardised score amplify it), so each comparison's tolerance is measured beside it: a
+one-process *twin* with another micro-batch size takes the same sums in another order,
+and two processes must land within a stated multiple of the twin's distance
+(tests/tolerance.py). Where the ranking is the contract, every pair of samples further
+apart than that tolerance keeps its order.
+
+Measured on one AMD EPYC host (transformers 5.25, fp32, Algorithm 1): the learned logits
+of two processes and of the twin each lay 3.0e-6 and 3.2e-6 from one process's (on logits
+of spread 0.07), the composed scores 3.7e-5 and 3.9e-5 (on scores of spread 1.8): the
+blend and the prompt probe are computed identically on every process, and the composed
+score, being standardised, carries the logits' rounding relative to their spread.
 """
 
 import json
@@ -23,6 +33,7 @@ import torch
 import yaml
 from conftest import alpaca_rows, safe_rows, write_jsonl
 from safetensors.torch import load_file, save_file
+from tolerance import FLOOR_UNITS, TWIN_FACTOR, U32, assert_same_ranking, assert_within_twin
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from sealft import distributed
@@ -45,7 +56,6 @@ from sealft.sft import per_process_batches
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU_GLOO = ROOT / "configs" / "accelerate" / "cpu-gloo.yaml"
-TOLERANCE = 1e-5
 COMMON = [
     "lora.r=2",
     "lora.alpha=4",
@@ -78,33 +88,55 @@ def _finish(proc: subprocess.Popen, log: Path) -> None:
     assert proc.returncode == 0, log.read_text()[-4000:]
 
 
-def _logits(run: Path) -> tuple[torch.Tensor, list[int]]:
-    table = pq.read_table(run / "scores.parquet")
-    return torch.tensor(table.column("logit").to_pylist()), table.column("rank").to_pylist()
+def _scores(run: Path) -> torch.Tensor:
+    return torch.tensor(pq.read_table(run / "scores.parquet").column("logit").to_pylist())
 
 
-def _assert_same_scores(one: Path, two: Path) -> None:
-    (a, rank_a), (b, rank_b) = _logits(one), _logits(two)
-    torch.testing.assert_close(b, a, atol=TOLERANCE, rtol=0)
-    assert rank_b == rank_a
-    assert a.abs().max() > 0.1  # the selector did learn something to compare
-    lines = [(run / "metrics.jsonl").read_text().count("\n") for run in (one, two)]
-    assert lines[0] == lines[1] > 0
+def _learned(run: Path) -> torch.Tensor:
+    """The bilevel logits before the score is composed from them."""
+    return load_file(str(run / "selector.safetensors"))["logits"]
 
 
-def _assert_same_adapter(one: Path, two: Path) -> None:
-    a, b = (load_file(str(run / "adapter" / "adapter_model.safetensors")) for run in (one, two))
-    assert a.keys() == b.keys() and a
+def _assert_same_scores(one: Path, two: Path, twin: Path, learned: bool = True) -> None:
+    """The composed scores (and the learned logits they come from, for a logits selector)
+    within rounding, and the ranking kept."""
+    assert _scores(one).abs().max() > 0.1  # the selector did learn something to compare
+    for read in (_learned, _scores) if learned else (_scores,):
+        a, b, t = read(one), read(two), read(twin)
+        atol = assert_within_twin(b, a, t)
+        assert_same_ranking(b, a, margin=atol)
+    if learned:
+        # The blend and the probe are computed alike on every process and standardise the
+        # learned logits (test_the_default_score_sees_the_learned_logits_relative_to_their_
+        # spread): the scores of two processes lie as far apart, relative to their spread,
+        # as the learned logits do relative to theirs, within the same factor as the twin.
+        def apart(read) -> float:
+            a, b = read(one), read(two)
+            return ((b - a).abs().max() / a.std()).item()
+
+        assert apart(_scores) <= TWIN_FACTOR * apart(_learned) + FLOOR_UNITS * U32
+    lines = [(run / "metrics.jsonl").read_text().count("\n") for run in (one, two, twin)]
+    assert lines[0] == lines[1] == lines[2] > 0
+
+
+def _assert_same_adapter(one: Path, two: Path, twin: Path) -> None:
+    a, b, t = (
+        load_file(str(run / "adapter" / "adapter_model.safetensors")) for run in (one, two, twin)
+    )
+    assert a.keys() == b.keys() == t.keys() and a
     for key in a:
-        torch.testing.assert_close(b[key], a[key], atol=TOLERANCE, rtol=0)
+        assert_within_twin(b[key], a[key], t[key])
+
+
+def _sft_losses(run: Path) -> torch.Tensor:
+    records = map(json.loads, (run / "metrics.jsonl").open())
+    return torch.tensor([r["loss"] for r in records if "loss" in r])
 
 
 # --------------------------------------------------------------------------- seal run
 
 
-def test_seal_run_under_two_processes_matches_one(tmp_path, tiny_model_dir):
-    """`accelerate launch -m sealft.cli run`: the selector (Algorithm 1), a fine-tune per
-    method and their evaluation, against the same command in one process."""
+def _run_config(tmp_path: Path, tiny_model_dir: Path) -> Path:
     data = write_jsonl(tmp_path / "ft.jsonl", alpaca_rows(16))
     safe = write_jsonl(tmp_path / "safe.jsonl", safe_rows(5))
     config = tmp_path / "run.yaml"
@@ -124,34 +156,39 @@ def test_seal_run_under_two_processes_matches_one(tmp_path, tiny_model_dir):
             }
         )
     )
-    argv = ["run", "--config", str(config), *COMMON]
+    return config
+
+
+def test_seal_run_under_two_processes_matches_one(tmp_path, tiny_model_dir):
+    """`accelerate launch -m sealft.cli run`: the selector (Algorithm 1, with the default
+    score: blend and prompt probe), a fine-tune per method and their evaluation, against
+    the same command in one process; the twin runs it in micro-batches of 2."""
+    argv = ["run", "--config", str(_run_config(tmp_path, tiny_model_dir)), *COMMON]
     log = tmp_path / "two.log"
     proc = _launch(["-m", "sealft.cli", *argv, f"output_dir={tmp_path / 'two'}"], log)
     assert main([*argv, f"output_dir={tmp_path / 'one'}"]) == 0
+    twin = ["selector_train.micro_batch_size=2", "sft.micro_batch_size=2"]
+    assert main([*argv, *twin, f"output_dir={tmp_path / 'twin'}"]) == 0
     _finish(proc, log)
 
-    one, two = tmp_path / "one", tmp_path / "two"
-    _assert_same_scores(one / "seed0" / "select", two / "seed0" / "select")
+    one, two, twin = (tmp_path / name / "seed0" for name in ("one", "two", "twin"))
+    _assert_same_scores(one / "select", two / "select", twin / "select")
     for method in ("full", "seal-p0.5"):
-        _assert_same_adapter(one / "seed0" / method, two / "seed0" / method)
-        losses = [
-            [
-                r["loss"]
-                for r in map(json.loads, (run / "seed0" / method / "metrics.jsonl").open())
-                if "loss" in r
-            ]
-            for run in (one, two)
-        ]
-        torch.testing.assert_close(
-            torch.tensor(losses[1]), torch.tensor(losses[0]), atol=TOLERANCE, rtol=0
-        )
-    results = [json.loads((run / "results.json").read_text())["runs"] for run in (one, two)]
+        _assert_same_adapter(one / method, two / method, twin / method)
+        losses = [_sft_losses(run / method) for run in (one, two, twin)]
+        assert_within_twin(losses[1], losses[0], losses[2])
+    results = [
+        json.loads((tmp_path / name / "results.json").read_text())["runs"]
+        for name in ("one", "two", "twin")
+    ]
     assert [r["method"] for r in results[1]] == [r["method"] for r in results[0]]
-    for a, b in zip(results[0], results[1], strict=True):
-        assert a["trained"] == b["trained"]
+    for a, b, t in zip(*results, strict=True):
+        assert a["trained"] == b["trained"] == t["trained"]
         for name, value in a["metrics"].items():
-            assert b["metrics"][name] == pytest.approx(value, abs=TOLERANCE)
+            got, want = torch.tensor([b["metrics"][name]]), torch.tensor([value])
+            assert_within_twin(got, want, torch.tensor([t["metrics"][name]]))
     # Rank 0 alone wrote, and every process finished: no checkpoint is left behind.
+    two = tmp_path / "two"
     assert not list(two.rglob("checkpoint")) and not list(two.rglob("checkpoint.*"))
 
 
@@ -172,7 +209,7 @@ ALG2_FEATURES = [
 ]
 
 
-def _select_argv(folder: Path, out: str) -> list[str]:
+def _select_argv(folder: Path, out: str, *twin: str) -> list[str]:
     return [
         "select",
         "--model",
@@ -185,10 +222,11 @@ def _select_argv(folder: Path, out: str) -> list[str]:
         str(folder / out),
         *ALG2_FEATURES,
         *COMMON,
+        *twin,
     ]
 
 
-def _finetune_argv(folder: Path, out: str, scores: str) -> list[str]:
+def _finetune_argv(folder: Path, out: str, scores: str, *twin: str) -> list[str]:
     return [
         "finetune",
         "--model",
@@ -208,10 +246,13 @@ def _finetune_argv(folder: Path, out: str, scores: str) -> list[str]:
         "sft.epochs=2",
         "sft.lr=0.01",
         *COMMON,
+        *twin,
     ]
 
 
-def _trainer(folder: Path, epochs: int, run_dir: Path | None, world=distributed.SINGLE):
+def _trainer(
+    folder: Path, epochs: int, run_dir: Path | None, world=distributed.SINGLE, micro: int = 2
+):
     """Algorithm 1 (both adapters) on batches of 3 of 13 samples."""
     tok = AutoTokenizer.from_pretrained(folder / "model")
     torch.manual_seed(0)
@@ -229,7 +270,7 @@ def _trainer(folder: Path, epochs: int, run_dir: Path | None, world=distributed.
         selector_cfg=SelectorConfig(
             algorithm=1, epochs=epochs, gamma_step=0.5, warmup_epochs=0, optimizer="adam"
         ),
-        train_cfg=SelectorTrainConfig(lr=1e-2, batch_size=3, micro_batch_size=2),
+        train_cfg=SelectorTrainConfig(lr=1e-2, batch_size=3, micro_batch_size=micro),
         runtime=RuntimeConfig(precision="fp32"),
         pad=pad_id(tok),
         seed=0,
@@ -272,13 +313,18 @@ def test_algorithm2_features_finetune_and_resume_across_process_counts(tmp_path,
     assert main(_select_argv(folder, "select-one")) == 0
     assert main(_finetune_argv(folder, "finetune-one", "select-one")) == 0
     whole = _trainer(folder, 2, None).train().logits.detach()
+    # The twins: the same runs in micro-batches of one sample.
+    assert main(_select_argv(folder, "select-twin", "selector_train.micro_batch_size=1")) == 0
+    twin_ft = _finetune_argv(folder, "finetune-twin", "select-one", "sft.micro_batch_size=1")
+    assert main(twin_ft) == 0
+    whole_twin = _trainer(folder, 2, None, micro=1).train().logits.detach()
     _finish(proc, log)
 
-    _assert_same_scores(folder / "select-one", folder / "select-two")
-    _assert_same_adapter(folder / "finetune-one", folder / "finetune-two")
+    _assert_same_scores(*(folder / f"select-{n}" for n in ("one", "two", "twin")), learned=False)
+    _assert_same_adapter(*(folder / f"finetune-{n}" for n in ("one", "two", "twin")))
     by_two = load_file(str(folder / "resumed-by-two.safetensors"))["logits"]
-    torch.testing.assert_close(by_two, whole, atol=TOLERANCE, rtol=0)
-    torch.testing.assert_close(_resumed(folder, "epoch1-two"), whole, atol=TOLERANCE, rtol=0)
+    assert_within_twin(by_two, whole, whole_twin)
+    assert_within_twin(_resumed(folder, "epoch1-two"), whole, whole_twin)
 
 
 # --------------------------------------------------------------------------- in-process

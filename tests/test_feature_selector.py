@@ -8,12 +8,14 @@ import pytest
 import torch
 from conftest import alpaca_rows, safe_rows, write_jsonl
 from test_pipeline import _cli
+from tolerance import FLOOR_UNITS, U32, assert_rounding_close
 
 from sealft.cli import main
-from sealft.config import FeatureConfig
+from sealft.config import FeatureConfig, SelectRecipeConfig
 from sealft.data import Sample, encode, load_samples
 from sealft.demo.tiny import tiny_pair
 from sealft.model.load import load_model_and_tokenizer
+from sealft.recipes.select import final_logits
 from sealft.selection.features import hidden_features, ngram_features, sample_terms
 from sealft.selection.selector import FeatureSelector, Selector, make_optimizer
 from sealft.selection.smoothing import blend, crossfit
@@ -113,6 +115,35 @@ def test_blend_keeps_the_own_logit_and_pools_the_rest():
         return torch.corrcoef(torch.stack([v, truth]))[0, 1]
 
     assert corr(mixed) > corr(noisy)
+
+
+def test_the_default_score_sees_the_learned_logits_relative_to_their_spread():
+    """The default score (blend, then the prompt probe in the blend's own spread) is the
+    same for the learned logits under any scale and shift: standardising removes both. So
+    the rounding by which two runs' logits differ (tests/test_distributed.py) reaches the
+    score divided by the logits' spread, whatever that spread is."""
+    torch.manual_seed(0)
+    n = 30
+    x, probe = torch.randn(n, 4), torch.randn(n)
+    learned = x @ torch.randn(4) + 0.3 * torch.randn(n)
+    cfg = SelectRecipeConfig.model_validate(
+        {"model": {"name_or_path": "m"}, "data": {"path": "d"}, "safe": {"path": "s"}}
+    )
+    assert cfg.selector.smoothing_method() == "blend" and cfg.selector.probe_weight() == 1.0
+
+    def score(logits: torch.Tensor) -> torch.Tensor:
+        selector = Selector([f"s{i}" for i in range(n)])
+        with torch.no_grad():
+            selector.logits.copy_(logits)
+        return final_logits(cfg, selector, (x, None), probe)
+
+    moved = 0.01 * learned + 0.5
+    # Storing `moved` in float32 rounds each entry by up to U32·max|moved|, which is
+    # U32·max|moved| / std(moved) of the spread the score is measured in; each of the score's
+    # standardisations and the ridge fit (in float64) adds rounding far below that.
+    rtol = FLOOR_UNITS * U32 * (moved.abs().max() / moved.std()).item()
+    assert_rounding_close(score(moved), score(learned), rtol)
+    assert not torch.allclose(score(-learned), score(learned))  # a sign flip is no rescaling
 
 
 def test_blend_runs_from_the_cli(tmp_path, tiny_model_dir, files):

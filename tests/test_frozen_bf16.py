@@ -3,6 +3,7 @@ autocast's own casts, adapters untouched, and the fp32 model back afterwards."""
 
 import torch
 from conftest import alpaca_rows, write_jsonl
+from tolerance import assert_rounding_close, batch_tokens, network_rtol
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from sealft.config import LoraSettings
@@ -37,10 +38,13 @@ def test_losses_and_gradients_match_autocasts_own_casts(tiny_model_dir, tmp_path
     plain_losses, plain_grads = _pass(model, tok, data, coef)
     with frozen_weights_in_bf16(model, CPU, "bf16"):
         losses, grads = _pass(model, tok, data, coef)
-    torch.testing.assert_close(losses, plain_losses, rtol=1e-6, atol=1e-7)
+    # Both round the same weights to the same bf16 values; only the float32 sums of the
+    # kernels that take bf16 operands directly may run in another order.
+    config, tokens = model.get_base_model().config, batch_tokens(data)
+    assert_rounding_close(losses, plain_losses, network_rtol(config, tokens))
     assert len(grads) == len(plain_grads) > 0
     for a, b in zip(grads, plain_grads, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+        assert_rounding_close(a, b, network_rtol(config, tokens, backward=True))
 
 
 def _linear_weights(model, adapters: bool) -> dict[str, torch.nn.Parameter]:
@@ -92,7 +96,6 @@ def test_frozen_losses_of_a_whole_set_are_unchanged(tiny_model_dir, tmp_path):
             for idx in torch.arange(len(data)).split(4)
         ]
     )
-    torch.testing.assert_close(
-        sample_losses(model, data, batch_size=4, **kw), expected, rtol=1e-6, atol=1e-7
-    )
+    rtol = network_rtol(model.get_base_model().config, batch_tokens(data))
+    assert_rounding_close(sample_losses(model, data, batch_size=4, **kw), expected, rtol)
     assert all(p.dtype == torch.float32 for p in model.parameters())
