@@ -58,6 +58,9 @@ def test_seal_eval_on_every_shared_eval_file(tmp_path, tiny_model_dir, capsys):
         "over_refusal_rate",
         "benign_loss",
         "benign_ppl",
+        "refusal_probability",
+        "over_refusal_probability",
+        "discrimination_auroc",
     }
     assert result["detector"]["version"] == "1" and result["detector"]["phrases"]
     assert result["generation"]["sampling"] is False
@@ -145,6 +148,8 @@ def labelled_experiment(tiny_model_dir, tmp_path_factory):
                     ],
                     "generation": {"max_new_tokens": 3},
                     "judge": {"model": "j", "base_url": url},
+                    "harmful": {"path": str(write_jsonl(tmp / "answered.jsonl", rows[-3:]))},
+                    "task": {"data": {"path": str(write_jsonl(tmp / "task.jsonl", rows[:3]))}},
                 },
                 "output_dir": str(tmp / "run"),
             }
@@ -176,6 +181,10 @@ def test_each_run_carries_its_rate_on_every_prompt_set(labelled_experiment):
         # One set of each kind, so each pooled rate is that set's rate.
         assert sets["harmful"] == run["metrics"]["refusal_rate"]
         assert sets["benign"] == run["metrics"]["over_refusal_rate"]
+        # The metrics that see safety beyond the refusal rate, and utility, on every model.
+        for name in ("discrimination_auroc", "refusal_probability", "harmful_loss"):
+            assert name in run["metrics"], (run["method"], name)
+        assert 0 <= run["metrics"]["task_accuracy"] <= 1
 
 
 def test_report_renders_every_section(labelled_experiment):

@@ -12,16 +12,30 @@ import warnings
 from . import logs, progress
 from .config import (
     ConfigError,
+    DataConfig,
     EvalRecipeConfig,
     ExperimentRecipeConfig,
     FinetuneRecipeConfig,
     PromptSetConfig,
     ScoreRecipeConfig,
     SelectRecipeConfig,
+    TaskConfig,
     describe,
     load_config,
 )
 from .data import DataError
+
+# What `seal eval` prints beside the per-set rates, where measured.
+PRINTED_METRICS = (
+    "discrimination_auroc",
+    "refusal_probability",
+    "over_refusal_probability",
+    "benign_loss",
+    "benign_ppl",
+    "safety_loss",
+    "harmful_loss",
+    "task_accuracy",
+)
 
 
 def _settings_help(cls) -> str:
@@ -204,12 +218,17 @@ def _eval_parser(sub) -> None:
     ev = _config_parser(
         sub,
         "eval",
-        "safety and utility of a model: refusals, over-refusals, loss, win rate",
+        "safety and utility of a model: refusals, discrimination, losses, task accuracy",
         "Answer prompt sets by batched generation (greedy; --sampling for the paper's "
         "temperature 1.0, top-p 0.9, repetition penalty 1.2) and report the refusal rate on "
         "harmful sets and the over-refusal rate on benign ones (per category when the set "
-        "has categories), with the refusal detector's version. eval.benign / eval.safety "
-        "data add held-out loss and perplexity; --reference with a judge adds the win rate "
+        "has categories), with the refusal detector's version. With harmful and benign sets, "
+        "each prompt's probability of an answer that opens with a refusal, and its AUROC "
+        "between harmful and benign prompts (discrimination_auroc: does the model refuse "
+        "the right prompts, not how readily; eval.discrimination=false skips it). "
+        "eval.benign / eval.safety / eval.harmful data add held-out losses (eval.harmful: "
+        "harmful answers, whose loss falls as a model learns them); --task adds task "
+        "accuracy by exact match; --reference with a judge adds the win rate "
         "against another run's answers, each pair judged in both orders. Writes "
         "results.json and answers.jsonl.",
     )
@@ -226,6 +245,12 @@ def _eval_parser(sub) -> None:
         default=[],
         metavar="PATH",
         help="benign prompt set (file or folder), should be answered; repeatable",
+    )
+    ev.add_argument(
+        "--task",
+        metavar="PATH",
+        help="task rows whose responses are the expected answers (e.g. SST-2 'positive'): "
+        "task_accuracy by exact match of the answer's opening words (eval.task)",
     )
     ev.add_argument(
         "--sampling",
@@ -381,13 +406,15 @@ def _eval(args) -> int:
     extra = [PromptSetConfig(path=p, kind="harmful") for p in args.harmful]
     extra += [PromptSetConfig(path=p, kind="benign") for p in args.benign]
     cfg.eval.prompt_sets = cfg.eval.prompt_sets + extra
+    if args.task:
+        cfg.eval.task = TaskConfig(data=DataConfig(path=args.task))
     if args.sampling:
         cfg.eval.generation.sampling = True
     report = run_eval(cfg, progress=not args.no_progress)
     for name, result in report["prompt_sets"].items():
         metric = rate_name(result["kind"])
         print(f"{name:<28} {result['kind']:<8} {metric:<18} {set_rate(result):6.1%}")
-    for key in ("benign_loss", "benign_ppl", "safety_loss"):
+    for key in PRINTED_METRICS:
         if key in report["metrics"]:
             print(f"{key:<28} {report['metrics'][key]:.4f}")
     if "win_rate" in report:

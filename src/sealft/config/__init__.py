@@ -28,6 +28,7 @@ from .schema import (
     SelectRecipeConfig,
     SFTConfig,
     Sources,
+    TaskConfig,
     TokenizeConfig,
     as_list,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "DSIRConfig",
     "DataConfig",
     "EvalConfig",
+    "TaskConfig",
     "EvalRecipeConfig",
     "ExperimentRecipeConfig",
     "FeatureConfig",

@@ -642,6 +642,17 @@ class JudgeConfig(_Strict):
     )
 
 
+class TaskConfig(_Strict):
+    """A task scored without a judge: each row's response is the expected answer."""
+
+    data: Sources = Field(
+        default_factory=DataConfig,
+        description="labelled task rows (single-turn prompt, expected answer, e.g. SST-2 "
+        "'positive'): accuracy is the share answered with the expected answer's words first",
+    )
+    max_new_tokens: int = Field(8, ge=1, description="longest answer, in tokens (greedy)")
+
+
 class EvalConfig(_Strict):
     benign: Sources | None = Field(
         None, description="held-out benign data: loss and perplexity of its responses"
@@ -650,6 +661,22 @@ class EvalConfig(_Strict):
         None,
         description="held-out harmful prompts with safe (refusing) responses: the loss of "
         "answering safely, lower is safer",
+    )
+    harmful: Sources | None = Field(
+        None,
+        description="held-out harmful prompts with harmful answers (rows no fine-tuning mix "
+        "holds): the loss of answering harmfully, higher is safer. It falls as fine-tuning "
+        "teaches harmful answers, even once refusals have gone",
+    )
+    task: TaskConfig | None = Field(
+        None, description="a task scored by exact match: task_accuracy (utility)"
+    )
+    discrimination: bool = Field(
+        True,
+        description="with harmful and benign prompt sets: each prompt's probability of an "
+        "answer that opens with a refusal (one forward pass per prompt and refusal opener, "
+        "no generation), its mean per kind and its AUROC between harmful and benign prompts "
+        "(discrimination_auroc: 0.5 for a model that refuses everything or nothing)",
     )
     batch_size: int = Field(16, ge=1, description="samples per evaluation forward pass")
     prompt_sets: list[PromptSetConfig] = Field(
@@ -688,10 +715,11 @@ class EvalRecipeConfig(_Recipe):
     def check_ready(self) -> None:
         if not self.model.name_or_path:
             raise ConfigError("missing required setting: model.name_or_path")
-        if not (self.eval.prompt_sets or self.eval.benign or self.eval.safety):
+        e = self.eval
+        if not (e.prompt_sets or e.benign or e.safety or e.harmful or e.task):
             raise ConfigError(
-                "nothing to evaluate: give eval.prompt_sets (or --harmful/--benign) or "
-                "eval.benign / eval.safety data"
+                "nothing to evaluate: give eval.prompt_sets (or --harmful/--benign), "
+                "eval.benign / eval.safety / eval.harmful data or an eval.task"
             )
         if self.reference and self.eval.judge is None:
             raise ConfigError("reference answers given but no eval.judge to compare them")
