@@ -185,6 +185,11 @@ def test_each_run_carries_its_rate_on_every_prompt_set(labelled_experiment):
         for name in ("discrimination_auroc", "refusal_probability", "harmful_loss"):
             assert name in run["metrics"], (run["method"], name)
         assert 0 <= run["metrics"]["task_accuracy"] <= 1
+    aligned = results["runs"][0]["metrics"]
+    assert results["runs"][0]["method"] == "aligned" and "harmful_loss_drop" not in aligned
+    for run in results["runs"][1:]:
+        drop = aligned["harmful_loss"] - run["metrics"]["harmful_loss"]
+        assert run["metrics"]["harmful_loss_drop"] == drop
 
 
 def test_report_renders_every_section(labelled_experiment):
