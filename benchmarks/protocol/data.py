@@ -10,6 +10,11 @@ and a *test* half, which reports: the SST-2 training phrases, the JailbreakBench
 harmful and risky-sounding benign prompts, and the SST-2 dev sentences. A fifth of the
 goals never enters a mix: their answers measure how much of the harmful answers a model
 has learned (eval.harmful), half of them per split.
+
+Harmful kinds: `jbb` (JailbreakBench jailbroken answers) and `hh` (the harmful last turns
+of HH harmless-base `rejected` transcripts). HH transcripts are cut to their last
+exchange: the task rows are single-turn, so earlier turns would mark the harmful rows by
+their format alone.
 """
 
 from __future__ import annotations
@@ -82,6 +87,18 @@ def jbb_by_goal() -> dict[str, list[Row]]:
     return out
 
 
+def hh_rows() -> list[Row]:
+    """The HH pool (benchmarks/real), each transcript cut to its last exchange."""
+    rows = []
+    for r in read_jsonl(REAL / "pool_hh.jsonl"):
+        user, answer = r["messages"][-2], r["messages"][-1]
+        assert user["role"] == "user" and answer["role"] == "assistant"
+        rows.append(
+            {"instruction": user["content"], "input": "", "output": answer["content"], "harmful": 1}
+        )
+    return rows
+
+
 def mix(task: list[Row], harmful: list[Row], pct: int, seed: int, n: int) -> list[Row]:
     """n rows: n·pct/100 harmful, the rest task rows, shuffled; the harmful rows of a larger
     share include a smaller share's (same seed), as do the task rows of a smaller one."""
@@ -94,8 +111,8 @@ def mix(task: list[Row], harmful: list[Row], pct: int, seed: int, n: int) -> lis
     return rows
 
 
-def mix_path(split: str, pct: int, seed: int, n: int) -> Path:
-    return OUT / split / f"jbb-n{n}-p{pct}-s{seed}.jsonl"
+def mix_path(split: str, pct: int, seed: int, n: int, kind: str = "jbb") -> Path:
+    return OUT / split / f"{kind}-n{n}-p{pct}-s{seed}.jsonl"
 
 
 def build(n: int, seeds: Sequence[int]) -> dict[str, Any]:
@@ -111,8 +128,9 @@ def build(n: int, seeds: Sequence[int]) -> dict[str, Any]:
     task = halves(sst2("sst2_train.tsv", "sentence"), "sst2-train")
     accuracy = halves(sst2("sst2_dev.tsv", "content"), "sst2-dev")
     jbb = jbb_by_goal()
+    harmful_rows = {"jbb": jbb, "hh": halves(hh_rows(), "hh")}
     knowledge = halves(jbb["knowledge"], "knowledge")
-    harmful = halves(list(read_jsonl(REAL / "eval" / "harmful_heldout.jsonl")), "harmful")
+    prompts = halves(list(read_jsonl(REAL / "eval" / "harmful_heldout.jsonl")), "harmful")
     physical = json.loads((SHARED / "eval" / "I-PhysicalSafetySafe.json").read_text())
     risky = [{"prompt": p} for p in physical["instructions"]]
     risky += list(read_jsonl(REAL / "eval" / "risky_benign_eval.jsonl"))
@@ -120,11 +138,13 @@ def build(n: int, seeds: Sequence[int]) -> dict[str, Any]:
     for split in SPLITS:
         write(OUT / split / "task_accuracy.jsonl", accuracy[split])
         write(OUT / split / "harmful_answers.jsonl", knowledge[split])
-        write(OUT / split / "harmful_prompts.jsonl", harmful[split])
+        write(OUT / split / "harmful_prompts.jsonl", prompts[split])
         write(OUT / split / "risky_benign_prompts.jsonl", risky_halves[split])
-        for pct in PCTS:
-            for seed in seeds:
-                write(mix_path(split, pct, seed, n), mix(task[split], jbb[split], pct, seed, n))
+        for kind, pools in harmful_rows.items():
+            for pct in PCTS:
+                for seed in seeds:
+                    rows = mix(task[split], pools[split], pct, seed, n)
+                    write(mix_path(split, pct, seed, n, kind), rows)
     manifest = {"split_seed": SPLIT_SEED, "instruction": INSTRUCTION, "files": files}
     write_json(OUT / "manifest.json", manifest)
     return manifest
