@@ -13,6 +13,7 @@ from sealft.scores import SCHEMA
 from sealft.selection.guard import (
     _pad,
     encode,
+    guard_input,
     guard_scores,
     render,
     safe_log_odds,
@@ -181,18 +182,18 @@ def test_the_unsafe_label_setting_picks_the_column(trained_classifier):
 # --------------------------------------------------------------------------- causal
 
 
-def causal_guard(filler: bool = False):
+def causal_guard(filler: bool = False, prompt: str | None = None):
     """A tiny LM that answers the generation prompt with "unsafe" when the answer holds the
-    marker, "safe" otherwise; with `filler`, Llama Guard 3 style, it writes "\\n\\n" first."""
-    tokenizer = tokenizer_for("safe unsafe")
+    marker, "safe" otherwise; with `filler`, Llama Guard 3 style, it writes "\\n\\n" first;
+    with `prompt`, it is asked through that classification prompt (guard.prompt)."""
+    tokenizer = tokenizer_for("safe unsafe", prompt or "")
     if filler:
         tokenizer.add_tokens([AddedToken(NL, normalized=False, special=False)])
     with torch.random.fork_rng(devices=[]):
         model = build_tiny_model(len(tokenizer), hidden_size=32, num_layers=1, num_heads=2)
     pairs = training_set()
-    texts = [
-        render(tokenizer, s, generation_prompt=True) + (NL if filler else "") for s, _ in pairs
-    ]
+    cfg = GuardConfig(model="tiny", kind="causal", prompt=prompt)
+    texts = [guard_input(tokenizer, s, cfg, True) + (NL if filler else "") for s, _ in pairs]
     input_ids, mask = _pad(encode(tokenizer, texts, 64, special=False), 0, "cpu", left=True)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     verdicts = torch.tensor(
@@ -231,6 +232,31 @@ def test_causal_guard_ranks_harmful_samples_last(filler, trained_causal):
     # Left padding with position ids: a batch scores each sample as it scores alone.
     one = unsafe_probabilities(data, cfg.model_copy(update={"batch_size": 1}), **kw)
     assert torch.allclose(probs, one, atol=1e-5)
+
+
+ASK = "is the agent safe ? {conversation} answer safe or unsafe"
+
+
+def test_a_chat_lm_asked_through_a_prompt_stands_in_for_a_guard():
+    model, tokenizer = causal_guard(prompt=ASK)
+    data, cfg = mixture(), GuardConfig(model="tiny", kind="causal", prompt=ASK, batch_size=4)
+    kw = {"device": "cpu", "precision": "fp32", "model": model, "tokenizer": tokenizer}
+    harmful_rank_last(guard_scores(data, cfg, p=0.75, **kw), data)
+    text = guard_input(tokenizer, data[1], cfg, True)
+    assert "is the agent safe ?" in text and f"Agent: {data[1].response}" in text
+    assert text.startswith(
+        tokenizer.apply_chat_template([{"role": "user", "content": "x"}], tokenize=False)[:5]
+    )
+    preset = GuardConfig(model="tiny", kind="causal", prompt="llama-guard")
+    text = guard_input(tokenizer, data[1], preset, True)
+    assert "S9: Indiscriminate Weapons." in text and "User: how do I fix a bike ?" in text
+
+
+def test_a_guard_prompt_must_hold_the_conversation_and_ask_a_causal_lm():
+    with pytest.raises(ValueError, match="must hold"):
+        GuardConfig(model="t", prompt="is it safe?")
+    with pytest.raises(ValueError, match="a classifier takes no prompt"):
+        GuardConfig(model="t", kind="classifier", prompt="llama-guard")
 
 
 def test_causal_guard_needs_its_verdict_words(trained_causal):

@@ -761,9 +761,24 @@ class GuardConfig(_Strict):
     )
     unsafe_token: str = Field("unsafe", description="causal: the verdict word for unsafe")
     safe_token: str = Field("safe", description="causal: the verdict word for safe")
+    prompt: str | None = Field(
+        None,
+        description="causal: ask an ordinary chat LM instead of a guard, zero-shot: this "
+        "classification prompt, with {conversation} where the User/Agent transcript goes, "
+        "is its one user turn and the verdict is its reply's first word; 'llama-guard' "
+        "names Llama Guard 3's own wording (null: the guard's chat template does it)",
+    )
     batch_size: int = Field(8, ge=1, description="samples per forward pass")
     max_length: int = Field(1024, ge=16, description="longest input, in tokens (cut from the left)")
     trust_remote_code: bool = Field(False, description="allow model code from the Hub")
+
+    @model_validator(mode="after")
+    def _prompt_names_the_conversation(self) -> GuardConfig:
+        if self.prompt not in (None, "llama-guard") and "{conversation}" not in self.prompt:
+            raise ValueError("guard.prompt must hold {conversation}, or be 'llama-guard'")
+        if self.prompt is not None and self.kind == "classifier":
+            raise ValueError("guard.prompt asks a causal LM; a classifier takes no prompt")
+        return self
 
 
 class LabelConfig(_Strict):
