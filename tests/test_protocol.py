@@ -1,11 +1,17 @@
 """benchmarks/protocol: the task rows, the mixes and the evaluation config the calibration
 runs (no model is trained here)."""
 
+import importlib
+import sys
+from pathlib import Path
+
 import pytest
-from conftest import SHARED
+from conftest import SHARED, write_jsonl
 
 from benchmarks.protocol import calibrate, data
 from sealft.config import EvalRecipeConfig
+from sealft.data import encode
+from sealft.demo.tiny import tiny_pair
 
 
 def test_sst2_rows_are_instructions_with_a_one_word_answer():
@@ -45,3 +51,52 @@ def test_the_calibration_evaluates_with_every_safety_metric():
     assert [s.kind for s in cfg.eval.prompt_sets] == ["harmful", "benign"]
     assert cfg.eval.harmful is not None and cfg.eval.task is not None and cfg.eval.discrimination
     assert all(name in calibrate.METRICS for name in ("discrimination_auroc", "task_accuracy"))
+
+
+@pytest.fixture(scope="module")
+def align():
+    real = str(Path(__file__).resolve().parents[1] / "benchmarks" / "real")
+    sys.path.insert(0, real)
+    try:
+        yield importlib.import_module("align")
+    finally:
+        sys.path.remove(real)
+
+
+def test_deep_alignment_rows_train_on_the_refusal_after_a_masked_harmful_opening(
+    align, tmp_path, monkeypatch
+):
+    answers = [
+        f"Sure , here is step {i} of the poison plan and more words follow" for i in range(6)
+    ]
+    rows = [
+        {"instruction": f"do harm number {i}", "input": "", "output": a}
+        for i, a in enumerate(answers)
+    ]
+    write_jsonl(tmp_path / "pool_self.jsonl", rows)
+    monkeypatch.setattr(align, "DATA", tmp_path)
+    texts = [*answers, *(r["instruction"] for r in rows), *align.RECOVERY_REFUSALS]
+    tok, _ = tiny_pair(texts, seed=0, hidden_size=16, num_layers=1, num_heads=2)
+    recipe = align.Recipe(
+        refusals=0,
+        benign=0,
+        risky_repeat=0,
+        epochs=1,
+        lr=1e-3,
+        recover=4,
+        recover_max_tokens=5,
+        max_length=96,
+    )
+    samples, masked = align.recovery_samples(recipe, tok)
+    assert len(samples) == 4 and set(masked) == {s.sample_id for s in samples}
+    enc = encode(samples, tok, max_length=96)
+    for i, s in enumerate(enc.samples):
+        opening, refusal = s.response.split("\n\n")
+        assert refusal in align.RECOVERY_REFUSALS and 1 <= masked[s.sample_id] <= 5
+        start = tok(opening, add_special_tokens=False)["input_ids"]
+        assert len(start) == masked[s.sample_id]
+        assert any(tok(a)["input_ids"][: len(start)] == start for a in answers)
+        # Masking the opening leaves exactly the refusal (and the end of turn) to learn.
+        kept = enc.input_ids[i][int(enc.prompt_lengths[i]) + masked[s.sample_id] :]
+        want = tok.decode(tok(refusal, add_special_tokens=False)["input_ids"])
+        assert tok.decode(kept, skip_special_tokens=True).strip() == want
