@@ -43,6 +43,7 @@ FT: dict[str, list[str]] = {
     "default": [],
     "lr3e-5": ["sft.lr=3e-5"],
     "lr3e-5-e5": ["sft.lr=3e-5", "sft.epochs=5"],
+    "lr3e-5-e10": ["sft.lr=3e-5", "sft.epochs=10"],
     "lr1e-4-e5": ["sft.lr=1e-4", "sft.epochs=5"],
 }
 QUICK = {"harmful": 120, "benign": 100, "task": 200}
