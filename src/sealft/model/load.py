@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 from pathlib import Path
 
 import torch
@@ -245,3 +246,10 @@ def compiled_layers(model, enabled: bool):
     finally:
         for layer in layers:
             layer._compiled_call_impl = None
+
+
+def cache_keyword(model) -> str:
+    """The forward keyword that takes a KV cache: `cache` from transformers 5.25 on (which
+    deprecates `past_key_values`), `past_key_values` before; the output carries the same name."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"

@@ -36,7 +36,7 @@ import torch
 
 from ..config import ConfigError, GuardConfig
 from ..data import Sample, pad_id
-from ..model.load import autocast, use_bf16
+from ..model.load import autocast, cache_keyword, use_bf16
 from ..progress import progress_bar
 from ..scores import scores_table
 
@@ -454,17 +454,18 @@ def causal_scorer(model, tokenizer, cfg: GuardConfig, device) -> Scorer:
     params = inspect.signature(model.forward).parameters
     extra = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
     positions = "position_ids" in params
+    cache = cache_keyword(model)
     pad, filler = pad_id(tokenizer), _filler_test(tokenizer, verdict)
 
     def step(input_ids, mask, past):
-        kwargs = dict(extra, attention_mask=mask, past_key_values=past, use_cache=True)
+        kwargs = dict(extra, attention_mask=mask, use_cache=True, **{cache: past})
         if positions:
             # Left padding: count positions from each row's first real token.
             kwargs["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0)[:, -input_ids.shape[1] :]
         out = model(input_ids=input_ids, **kwargs)
         if out.logits.dim() != 3:
             raise ConfigError(f"guard {cfg.model!r} is not a causal LM; check guard.kind")
-        return out.logits[:, -1].float(), out.past_key_values
+        return out.logits[:, -1].float(), getattr(out, cache)
 
     def score(ids: list[list[int]]) -> torch.Tensor:
         input_ids, mask = _pad(ids, pad, device, left=True)
