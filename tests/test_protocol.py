@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import SHARED, write_jsonl
 
-from benchmarks.protocol import calibrate, data
+from benchmarks.protocol import calibrate, compare, data
 from sealft.config import EvalRecipeConfig
 from sealft.data import encode
 from sealft.demo.tiny import tiny_pair
@@ -48,9 +48,43 @@ def test_the_calibration_evaluates_with_every_safety_metric():
     cfg = EvalRecipeConfig.model_validate(
         {**calibrate.eval_config("dev", calibrate.QUICK), "model": {"name_or_path": "m"}}
     )
-    assert [s.kind for s in cfg.eval.prompt_sets] == ["harmful", "benign"]
+    assert [s.kind for s in cfg.eval.prompt_sets] == ["harmful", "harmful", "benign"]
+    assert cfg.eval.prompt_sets[0].name == "instructions"
     assert cfg.eval.harmful is not None and cfg.eval.task is not None and cfg.eval.discrimination
     assert all(name in calibrate.METRICS for name in ("discrimination_auroc", "task_accuracy"))
+
+
+def test_a_setting_becomes_a_config_tree():
+    tree = calibrate.overrides("full-lr1e-5-e3")  # values as `seal`'s key=value reads them
+    assert tree["lora"] == {"enabled": False} and tree["sft"]["epochs"] == 3
+    assert float(tree["sft"]["lr"]) == 1e-5
+
+
+def test_a_comparison_runs_seal_run_with_the_setting_and_the_labels(monkeypatch):
+    monkeypatch.setattr(compare, "reference_model", lambda: "ref")
+    mix = ("jbb", 10, 1, 2, 400, "lr1e-4-e5")
+    cfg = compare.experiment("deep1", "test", mix, "paper", ["full", "guard"], 0.8)
+    assert cfg.sft.lr == 1e-4 and cfg.sft.epochs == 5 and cfg.seeds == [2]
+    assert cfg.data.path.endswith("test/jbb-n400-p10-s1.jsonl")
+    assert cfg.selector.init == "zeros" and cfg.selector.algorithm == 2  # the paper's selector
+    assert cfg.labels.field == "harmful" and cfg.guard.prompt == "llama-guard"
+    assert "lr1e-4-e5/jbb-p10-d1-s2/paper" in cfg.output_dir
+
+
+def test_paired_differences_carry_a_t_interval():
+    pairs = {
+        f"k{i}": {
+            "seal": {m: a for m in compare.METRICS},
+            "random": {m: 0.0 for m in compare.METRICS},
+        }
+        for i, a in enumerate([0.01, 0.02, 0.03])
+    }
+    row = next(
+        r for r in compare.paired_table(pairs).splitlines() if r.startswith("| seal − random")
+    )
+    # mean 2 points; half-width t(0.975, 2) * 1 / sqrt(3) = 2.484 points
+    assert "| 3 | 2.0 [-0.5, 4.5] |" in row
+    assert compare.interval([1.0])[0] == 1.0
 
 
 @pytest.fixture(scope="module")

@@ -45,10 +45,35 @@ FT: dict[str, list[str]] = {
     "lr3e-5-e5": ["sft.lr=3e-5", "sft.epochs=5"],
     "lr3e-5-e10": ["sft.lr=3e-5", "sft.epochs=10"],
     "lr1e-4-e5": ["sft.lr=1e-4", "sft.epochs=5"],
+    "lr5e-5-e5": ["sft.lr=5e-5", "sft.epochs=5"],
+    "lr1e-4-e3": ["sft.lr=1e-4", "sft.epochs=3"],
+    # Full-parameter fine-tuning at the small learning rates of Qi et al. (2025).
+    "full-lr1e-5-e3": ["lora.enabled=false", "sft.lr=1e-5", "sft.epochs=3"],
+    "full-lr2e-5-e3": ["lora.enabled=false", "sft.lr=2e-5", "sft.epochs=3"],
 }
-QUICK = {"harmful": 120, "benign": 100, "task": 200}
-FULL = {"harmful": 400, "benign": 200, "task": 436}
+# The setting the comparison fine-tunes with: the one that meets the calibration rule (see
+# BENCHMARKS.md; until one does, the `seal finetune` defaults).
+CALIBRATED = "default"
+
+
+def overrides(ft: str) -> dict[str, dict[str, Any]]:
+    """A setting's `section.key=value` overrides as a config tree."""
+    tree: dict[str, dict[str, Any]] = {}
+    for item in FT[ft]:
+        dotted, value = item.split("=", 1)
+        section, key = dotted.split(".")
+        tree.setdefault(section, {})[key] = yaml.safe_load(value)
+    return tree
+
+
+# Held-out harmful prompts in two sets (data.INSTRUCTION_SOURCES): requests written as
+# instructions, like the harmful rows' (the calibration's refusal), and the rest.
+QUICK = {"instructions": 175, "questions": 100, "benign": 80, "task": 200}
+FULL = {"instructions": 175, "questions": 390, "benign": 80, "task": 436}
+# Version 1 asked 120 prompts of one pooled harmful set; its cells stay in the results.
+EVAL_VERSION = 2
 METRICS = (
+    "instruction_refusal",
     "refusal_rate",
     "over_refusal_rate",
     "discrimination_auroc",
@@ -64,10 +89,16 @@ def eval_config(split: str, sizes: dict[str, int]) -> dict[str, Any]:
         "eval": {
             "prompt_sets": [
                 {
-                    "path": str(folder / "harmful_prompts.jsonl"),
+                    "path": str(folder / "harmful_instructions.jsonl"),
                     "kind": "harmful",
-                    "name": "harmful",
-                    "limit": sizes["harmful"],
+                    "name": "instructions",
+                    "limit": sizes["instructions"],
+                },
+                {
+                    "path": str(folder / "harmful_questions.jsonl"),
+                    "kind": "harmful",
+                    "name": "questions",
+                    "limit": sizes["questions"],
                 },
                 {
                     "path": str(folder / "risky_benign_prompts.jsonl"),
@@ -109,13 +140,19 @@ def evaluate(model: Path, folder: Path, split: str, sizes: dict, adapter: Path |
             f"output_dir={folder}",
             *extra,
         )
-    return json.loads(done.read_text())["metrics"]
+    result = json.loads(done.read_text())
+    sets = result["prompt_sets"]
+    return {**result["metrics"], "instruction_refusal": sets["instructions"]["refusal_rate"]}
 
 
-def cell(model_name: str, ft: str, split: str, pct: int, seed: int, n: int, sizes: dict):
-    """Fine-tune on one mix and evaluate; (metrics, fine-tune seconds)."""
+def cell(
+    model_name: str, ft: str, split: str, mix: tuple[str, int, int, int], sizes: dict
+) -> tuple[dict, float]:
+    """Fine-tune on one mix (kind, pct, seed, n) and evaluate; (metrics, fine-tune seconds)."""
+    kind, pct, seed, n = mix
     model = MODELS / model_name
-    run = RUNS / model_name / ft / split / f"p{pct}-s{seed}-n{n}"
+    tag = "" if kind == "jbb" else f"{kind}-"
+    run = RUNS / model_name / ft / split / f"{tag}p{pct}-s{seed}-n{n}"
     start = time.time()
     if not (run / "ft" / "result.json").exists():
         seal(
@@ -123,7 +160,7 @@ def cell(model_name: str, ft: str, split: str, pct: int, seed: int, n: int, size
             "--model",
             str(model),
             "--data",
-            str(mix_path(split, pct, seed, n)),
+            str(mix_path(split, pct, seed, n, kind)),
             "--output-dir",
             str(run / "ft"),
             "--seed",
@@ -131,7 +168,11 @@ def cell(model_name: str, ft: str, split: str, pct: int, seed: int, n: int, size
             *FT[ft],
         )
     seconds = time.time() - start
-    return evaluate(model, run / "eval", split, sizes, run / "ft" / "adapter"), seconds
+    if (run / "ft" / "adapter").exists():
+        folder = run / f"eval-v{EVAL_VERSION}"
+    if (run / "ft" / "adapter").exists():
+        return evaluate(model, folder, split, sizes, run / "ft" / "adapter"), seconds
+    return evaluate(run / "ft" / "model", folder, split, sizes, None), seconds
 
 
 def load_results() -> dict:
@@ -146,15 +187,16 @@ def save(results: dict) -> None:
     atomic_write(RESULTS, json.dumps(results, indent=1, sort_keys=True) + "\n")
 
 
-def table(results: dict, model_name: str) -> str:
-    head = ["setting", "p", *METRICS]
+def table(results: dict, model_name: str, size_tag: str) -> str:
+    head = ["setting", "kind", "p", *METRICS]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for key, c in sorted(results["cells"].items()):
-        if not key.startswith(model_name + "/"):
+        if not (key.startswith(model_name + "/") and key.endswith("/" + size_tag)):
             continue
         m = c["metrics"]
         cells = [f"{m[k]:.3f}" if k in m else "" for k in METRICS]
-        lines.append(f"| {c['ft']} | {c['pct']} | " + " | ".join(cells) + " |")
+        kind = c.get("kind", "jbb") if c["ft"] != "aligned" else ""
+        lines.append(f"| {c['ft']} | {kind} | {c['pct']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -165,11 +207,12 @@ def main() -> None:
     ap.add_argument("--pct", type=int, nargs="+", default=[0, 10])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--n", type=int, default=400)
+    ap.add_argument("--kind", default="jbb", choices=["jbb", "hh"], help="the harmful rows")
     ap.add_argument("--full", action="store_true", help="the full evaluation sizes")
     args = ap.parse_args()
     sizes = FULL if args.full else QUICK
     results = load_results()
-    size_tag = "full" if args.full else "quick"
+    size_tag = ("full" if args.full else "quick") + f"-v{EVAL_VERSION}"
     key = f"{args.model}/aligned/dev/{size_tag}"
     if key not in results["cells"]:
         metrics = evaluate(
@@ -180,12 +223,15 @@ def main() -> None:
     for ft in args.ft:
         for pct in args.pct:
             for seed in args.seeds:
-                key = f"{args.model}/{ft}/dev/p{pct}/s{seed}/n{args.n}/{size_tag}"
+                tag = "" if args.kind == "jbb" else f"{args.kind}/"
+                key = f"{args.model}/{ft}/dev/{tag}p{pct}/s{seed}/n{args.n}/{size_tag}"
                 if key in results["cells"]:
                     continue
-                metrics, seconds = cell(args.model, ft, "dev", pct, seed, args.n, sizes)
+                mix = (args.kind, pct, seed, args.n)
+                metrics, seconds = cell(args.model, ft, "dev", mix, sizes)
                 results["cells"][key] = {
                     "ft": ft,
+                    "kind": args.kind,
                     "pct": pct,
                     "seed": seed,
                     "metrics": metrics,
@@ -193,8 +239,8 @@ def main() -> None:
                     "recorded": time.strftime("%Y-%m-%d %H:%M"),
                 }
                 save(results)
-                print(table(results, args.model), flush=True)
-    print(table(results, args.model))
+                print(table(results, args.model, size_tag), flush=True)
+    print(table(results, args.model, size_tag))
 
 
 if __name__ == "__main__":

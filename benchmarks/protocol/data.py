@@ -42,6 +42,10 @@ INSTRUCTION = (
 )
 LABELS = {"0": "negative", "1": "positive"}
 PCTS = (0, 5, 10, 20, 30)
+# Held-out harmful prompts written as instructions, like the harmful rows' requests
+# ("Write a tutorial on ..."): the refusals that harmful rows erode. The others (questions,
+# hateful statements) are eroded by the task rows as much as by the harmful ones.
+INSTRUCTION_SOURCES = ("advbench", "I-MaliciousInstructions")
 Row = dict[str, Any]
 
 
@@ -139,6 +143,10 @@ def build(n: int, seeds: Sequence[int]) -> dict[str, Any]:
         write(OUT / split / "task_accuracy.jsonl", accuracy[split])
         write(OUT / split / "harmful_answers.jsonl", knowledge[split])
         write(OUT / split / "harmful_prompts.jsonl", prompts[split])
+        instructions = [r for r in prompts[split] if r["source"] in INSTRUCTION_SOURCES]
+        others = [r for r in prompts[split] if r["source"] not in INSTRUCTION_SOURCES]
+        write(OUT / split / "harmful_instructions.jsonl", instructions)
+        write(OUT / split / "harmful_questions.jsonl", others)
         write(OUT / split / "risky_benign_prompts.jsonl", risky_halves[split])
         for kind, pools in harmful_rows.items():
             for pct in PCTS:

