@@ -1,17 +1,18 @@
 """benchmarks/protocol: the task rows, the mixes and the evaluation config the calibration
-runs (no model is trained here)."""
+runs, and one comparison pair end to end on a tiny model."""
 
 import importlib
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import SHARED, write_jsonl
+from conftest import SHARED, alpaca_rows, safe_rows, write_jsonl
 
 from benchmarks.protocol import calibrate, compare, data
 from sealft.config import EvalRecipeConfig
 from sealft.data import encode
 from sealft.demo.tiny import tiny_pair
+from sealft.io import read_jsonl
 
 
 def test_sst2_rows_are_instructions_with_a_one_word_answer():
@@ -134,3 +135,40 @@ def test_deep_alignment_rows_train_on_the_refusal_after_a_masked_harmful_opening
         kept = enc.input_ids[i][int(enc.prompt_lengths[i]) + masked[s.sample_id] :]
         want = tok.decode(tok(refusal, add_special_tokens=False)["input_ids"])
         assert tok.decode(kept, skip_special_tokens=True).strip() == want
+
+
+def test_a_comparison_pair_runs_end_to_end_on_a_tiny_model(tmp_path, monkeypatch, tiny_model_dir):
+    """compare.pair on tiny files: every arm fine-tuned, evaluated and read back."""
+    task = [dict(r, harmful=0) for r in alpaca_rows(9)]
+    harmful = [dict(r, harmful=1) for r in alpaca_rows(3, prefix="harm")]
+    split = tmp_path / "data" / "dev"
+    split.mkdir(parents=True)
+    (tmp_path / "real").mkdir()
+    write_jsonl(split / "jbb-n12-p25-s0.jsonl", task + harmful)
+    prompts = [{"prompt": r["instruction"]} for r in safe_rows(3)]
+    for name in ("harmful_instructions", "harmful_questions", "risky_benign_prompts"):
+        write_jsonl(split / f"{name}.jsonl", prompts)
+    write_jsonl(split / "harmful_answers.jsonl", harmful)
+    write_jsonl(split / "task_accuracy.jsonl", task[:4])
+    write_jsonl(tmp_path / "real" / "safe.jsonl", safe_rows(4))
+    write_jsonl(tmp_path / "real" / "align_refusals.jsonl", safe_rows(4))
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "tiny").symlink_to(tiny_model_dir)
+    monkeypatch.setattr(data, "OUT", tmp_path / "data")
+    monkeypatch.setattr(calibrate, "DATA", tmp_path / "data")
+    monkeypatch.setattr(calibrate, "MODELS", tmp_path / "models")
+    monkeypatch.setitem(calibrate.FT, "smoke", ["sft.epochs=1", "sft.batch_size=4"])
+    monkeypatch.setattr(compare, "REAL", tmp_path / "real")
+    monkeypatch.setattr(compare, "CACHE", tmp_path / "cache")
+    monkeypatch.setattr(compare, "reference_model", lambda: str(tiny_model_dir))
+    got = compare.pair(
+        "tiny", "dev", ("jbb", 25, 0, 0, 12, "smoke"), ["full", "oracle", "seal"], 0.75
+    )
+    assert set(got) == {"aligned", "full", "oracle", "seal"}
+    for arm in got.values():
+        assert set(compare.METRICS) <= set(arm) and 0 <= arm["instruction_refusal"] <= 1
+    # The oracle keeps 75% of the rows, none of them harmful (the labels are the benchmark's).
+    trained = tmp_path / "cache" / "tiny" / "dev" / "smoke" / "jbb-p25-d0-s0" / "defaults"
+    kept = read_jsonl(trained / "seed0" / "oracle-p0.75" / "trained.jsonl")
+    assert len(kept) == 9 and all(r["index"] < 9 for r in kept)
+    assert "seal − oracle" in compare.paired_table({"d0-s0": got})

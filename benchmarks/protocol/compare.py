@@ -104,8 +104,7 @@ def arm_rows(result: dict, setting: str) -> dict[str, dict]:
         name = run["method"] if setting == "defaults" else f"{run['method']}-{setting}"
         if setting != "defaults" and run["method"] != "seal":
             continue
-        sets = run.get("prompt_sets", {})
-        refusal = sets.get("instructions", {}).get("refusal_rate")
+        refusal = run["prompt_sets"]["instructions"]  # each set's refusal rate
         out[name] = {**run["metrics"], "instruction_refusal": refusal}
     return out
 
