@@ -172,3 +172,6 @@ def test_a_comparison_pair_runs_end_to_end_on_a_tiny_model(tmp_path, monkeypatch
     kept = read_jsonl(trained / "seed0" / "oracle-p0.75" / "trained.jsonl")
     assert len(kept) == 9 and all(r["index"] < 9 for r in kept)
     assert "seal − oracle" in compare.paired_table({"d0-s0": got})
+    # The aligned model's evaluation is shared with the split's next pair.
+    shared = tmp_path / "cache" / "tiny" / "dev" / "aligned" / "eval.json"
+    assert shared.read_text() == (trained / "aligned" / "eval.json").read_text()
