@@ -175,3 +175,27 @@ def test_a_comparison_pair_runs_end_to_end_on_a_tiny_model(tmp_path, monkeypatch
     # The aligned model's evaluation is shared with the split's next pair.
     shared = tmp_path / "cache" / "tiny" / "dev" / "aligned" / "eval.json"
     assert shared.read_text() == (trained / "aligned" / "eval.json").read_text()
+
+
+def test_the_guard_classifier_learns_from_rows_no_mix_holds(tmp_path, monkeypatch, tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    from benchmarks.protocol import guard
+    from sealft.config import GuardConfig
+    from sealft.data import Sample
+    from sealft.selection.guard import guard_input
+
+    write_jsonl(tmp_path / "pool_self.jsonl", alpaca_rows(3, prefix="harm"))
+    write_jsonl(tmp_path / "align_benign.jsonl", alpaca_rows(5))
+    write_jsonl(tmp_path / "align_refusals.jsonl", safe_rows(4))
+    monkeypatch.setattr(guard, "REAL", tmp_path)
+    rows = guard.labelled(n_benign=2, n_refusals=2)
+    assert sorted(y for *_, y in rows) == [0, 0, 0, 0, 1, 1, 1]
+    assert rows == guard.labelled(n_benign=2, n_refusals=2)  # drawn once, by a fixed seed
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    data = guard.Rows(tokenizer, rows, max_length=64)
+    # What the classifier trains on is what `guard.kind: classifier` scores.
+    assert data[0]["labels"] == rows[0][2] and len(data) == 7
+    sample = Sample("s", 0, ({"role": "user", "content": rows[0][0]},), rows[0][1], {})
+    text = guard_input(tokenizer, sample, GuardConfig(model="g", kind="classifier"), False)
+    assert data[0]["input_ids"] == tokenizer(text, add_special_tokens=False)["input_ids"][:64]

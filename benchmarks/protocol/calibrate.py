@@ -47,6 +47,11 @@ FT: dict[str, list[str]] = {
     "lr1e-4-e5": ["sft.lr=1e-4", "sft.epochs=5"],
     "lr5e-5-e5": ["sft.lr=5e-5", "sft.epochs=5"],
     "lr1e-4-e3": ["sft.lr=1e-4", "sft.epochs=3"],
+    # Larger batches (the paper's global batch is 64): with 10% harmful rows nearly every
+    # batch holds one, and its long answer dominates the batch's token-mean loss, while the
+    # task rows alone take fewer steps.
+    "b32-e5": ["sft.batch_size=32", "sft.micro_batch_size=8", "sft.epochs=5"],
+    "b64-e8": ["sft.batch_size=64", "sft.micro_batch_size=8", "sft.epochs=8"],
     # Full-parameter fine-tuning at the small learning rates of Qi et al. (2025).
     "full-lr1e-5-e3": ["lora.enabled=false", "sft.lr=1e-5", "sft.epochs=3"],
     "full-lr2e-5-e3": ["lora.enabled=false", "sft.lr=2e-5", "sft.epochs=3"],
