@@ -64,12 +64,14 @@ def test_a_setting_becomes_a_config_tree():
 def test_a_comparison_runs_seal_run_with_the_setting_and_the_labels(monkeypatch):
     monkeypatch.setattr(compare, "reference_model", lambda: "ref")
     mix = ("jbb", 10, 1, 2, 400, "lr1e-4-e5")
-    cfg = compare.experiment("deep1", "test", mix, "paper", ["full", "guard"], 0.8)
+    cfg = compare.experiment("deep1", "test", mix, "seal-paper", ["seal"], 0.8)
     assert cfg.sft.lr == 1e-4 and cfg.sft.epochs == 5 and cfg.seeds == [2]
     assert cfg.data.path.endswith("test/jbb-n400-p10-s1.jsonl")
     assert cfg.selector.init == "zeros" and cfg.selector.algorithm == 2  # the paper's selector
     assert cfg.labels.field == "harmful" and cfg.guard.prompt == "llama-guard"
-    assert "lr1e-4-e5/jbb-p10-d1-s2/paper" in cfg.output_dir
+    assert "lr1e-4-e5/jbb-p10-d1-s2/seal-paper" in cfg.output_dir
+    cls = compare.experiment("deep1", "test", mix, "guard-cls", ["guard"], 0.8)
+    assert cls.guard.kind == "classifier" and cls.guard.model.endswith("guard-cls")
 
 
 def test_paired_differences_carry_a_t_interval():

@@ -5,9 +5,11 @@ Each pair is one data draw (which task and harmful rows a mix holds) and one tra
 the same aligned model on the same mix with the protocol's calibrated setting
 (`calibrate.CALIBRATED`, or --ft) and is evaluated like the calibration's cells. Arms: `aligned`
 (not fine-tuned), `full` (every row), `random` and `oracle` (a random p of all rows / of
-the benign rows, from the labels), `guard` (a zero-shot stand-in: the as-shipped SmolLM2
-asked through Llama Guard 3's prompt), `seal` (sealft's defaults), `seal-paper`
-(configs/paper.yaml's selector), and with --arms the other baselines.
+the benign rows, from the labels), two guard stand-ins (no guard model can be had
+offline): `guard`, the as-shipped SmolLM2 asked zero-shot through Llama Guard 3's prompt,
+and `guard-cls`, a classifier trained by `python -m benchmarks.protocol.guard`; `seal`
+(sealft's defaults), `seal-paper` (configs/paper.yaml's selector), and with --arms the
+other baselines.
 
     python -m benchmarks.protocol.compare --split dev --draws 0 --seeds 0     # a smoke run
     python -m benchmarks.protocol.compare                 # the test split, 5 draws x 4 seeds
@@ -41,14 +43,21 @@ from .data import REAL, ROOT, mix_path
 CACHE = ROOT / "benchmarks" / ".cache" / "protocol" / "compare"
 RESULTS = ROOT / "benchmarks" / "results" / "protocol_compare.json"
 PAPER = yaml.safe_load((ROOT / "configs" / "paper.yaml").read_text())
-# One `seal run` per selector setting; the methods that do not depend on it run in the
-# first. A guard and the rows' labels are known to the benchmark, not to SEAL.
-SETTINGS: dict[str, dict[str, Any]] = {
-    "defaults": {},
-    "paper": {"selector": PAPER["selector"], "selector_train": PAPER["selector_train"]},
+# Arms that need their own `seal run` (other settings): arm -> (its method, overrides).
+# Every other arm runs in one `seal run` with sealft's defaults.
+SEPARATE: dict[str, tuple[str, dict[str, Any]]] = {
+    "seal-paper": (
+        "seal",
+        {"selector": PAPER["selector"], "selector_train": PAPER["selector_train"]},
+    ),
+    "guard-cls": (
+        "guard",
+        {"guard": {"model": str(calibrate.MODELS / "guard-cls"), "kind": "classifier"}},
+    ),
 }
-HEADLINE = ["full", "random", "oracle", "guard", "seal"]
+HEADLINE = ["full", "random", "oracle", "guard", "guard-cls", "seal"]
 OTHERS = ["frozen-loss", "implicit-reward", "dsir", "seal+safeinstr"]
+ARMS = ["aligned", *HEADLINE, "seal-paper", *OTHERS]
 # A minus B, paired by (draw, seed): what SEAL buys over the alternatives and how far it
 # stays from the ceiling.
 COMPARISONS = [
@@ -56,6 +65,7 @@ COMPARISONS = [
     ("seal", "full"),
     ("seal", "oracle"),
     ("seal", "guard"),
+    ("seal", "guard-cls"),
     ("seal", "seal-paper"),
     ("oracle", "full"),
 ]
@@ -92,7 +102,7 @@ def experiment(model: str, split: str, mix: tuple, setting: str, methods: list[s
         "report": False,
         "output_dir": str(CACHE / model / split / ft / f"{kind}-p{pct}-d{draw}-s{seed}" / setting),
         **calibrate.eval_config(split, calibrate.QUICK),
-        **SETTINGS[setting],
+        **(SEPARATE[setting][1] if setting in SEPARATE else {}),
     }
     for section, values in calibrate.overrides(ft).items():
         tree.setdefault(section, {}).update(values)
@@ -103,8 +113,8 @@ def arm_rows(result: dict, setting: str) -> dict[str, dict]:
     """arm -> its metrics (with the instruction set's refusal) from one `seal run`."""
     out = {}
     for run in result["runs"]:
-        name = run["method"] if setting == "defaults" else f"{run['method']}-{setting}"
-        if setting != "defaults" and run["method"] != "seal":
+        name = setting if setting in SEPARATE else run["method"]
+        if setting in SEPARATE and run["method"] != SEPARATE[setting][0]:
             continue
         refusal = run["prompt_sets"]["instructions"]  # each set's refusal rate
         out[name] = {**run["metrics"], "instruction_refusal": refusal}
@@ -127,13 +137,14 @@ def run_sharing_aligned(cfg: ExperimentRecipeConfig, shared: Path) -> dict:
 
 def pair(model: str, split: str, mix: tuple, arms: list[str], p: float) -> dict[str, dict]:
     """Every arm of one pair; runs what the cache lacks."""
-    plain = [a for a in arms if a != "seal-paper"]
     shared = CACHE / model / split / "aligned"
-    cfg = experiment(model, split, mix, "defaults", plain, p)
-    out = arm_rows(run_sharing_aligned(cfg, shared), "defaults")
-    if "seal-paper" in arms:
-        paper = run_sharing_aligned(experiment(model, split, mix, "paper", ["seal"], p), shared)
-        out.update(arm_rows(paper, "paper"))
+    plain = [a for a in arms if a not in SEPARATE]
+    out = arm_rows(
+        run_sharing_aligned(experiment(model, split, mix, "defaults", plain, p), shared), "defaults"
+    )
+    for arm in (a for a in arms if a in SEPARATE):
+        cfg = experiment(model, split, mix, arm, [SEPARATE[arm][0]], p)
+        out.update(arm_rows(run_sharing_aligned(cfg, shared), arm))
     return out
 
 
@@ -184,8 +195,7 @@ def paired_table(pairs: dict[str, dict]) -> str:
 
 
 def arm_order(arm: str) -> int:
-    order = ["aligned", *HEADLINE, "seal-paper", *OTHERS]
-    return order.index(arm) if arm in order else len(order)
+    return ARMS.index(arm) if arm in ARMS else len(ARMS)
 
 
 def load() -> dict:
@@ -208,7 +218,7 @@ def main() -> None:
         choices=sorted(calibrate.FT),
         help="fine-tuning setting",
     )
-    ap.add_argument("--arms", nargs="+", default=[*HEADLINE, "seal-paper"])
+    ap.add_argument("--arms", nargs="+", default=[*HEADLINE, "seal-paper"], help=f"of {ARMS}")
     ap.add_argument("--summary", action="store_true", help="print the tables; run nothing")
     args = ap.parse_args()
     results = load()
