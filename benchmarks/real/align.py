@@ -162,6 +162,18 @@ RECIPES: dict[str, Recipe] = {
         "1-40 tokens into a refusal, so that fine-tuning has more than a few tokens to undo "
         "(issue 29's calibration)",
     ),
+    "deep2": Recipe(
+        refusals=600,
+        benign=1200,
+        risky_repeat=2,
+        recover=560,
+        epochs=2,
+        lr=2e-4,
+        max_length=128,
+        note="deep1 trained twice as long, with every self-written harmful answer as a "
+        "recovery row: on deep1, benign SST-2 fine-tuning at lr >= 1e-4 still cost 10-13 "
+        "points of refusal, and the harmful rows bite only at those rates (issue 29)",
+    ),
 }
 DEFAULT = "a1"
 # What a recovery row says after the harmful opening it was given.
