@@ -152,13 +152,14 @@ def evaluate(model: Path, folder: Path, split: str, sizes: dict, adapter: Path |
 
 def cell(
     model_name: str, ft: str, split: str, mix: tuple[str, int, int, int], sizes: dict
-) -> tuple[dict, float]:
-    """Fine-tune on one mix (kind, pct, seed, n) and evaluate; (metrics, fine-tune seconds)."""
+) -> tuple[dict, float | None]:
+    """Fine-tune on one mix (kind, pct, seed, n) and evaluate; (metrics, fine-tune seconds,
+    None where an earlier run's fine-tune was reused)."""
     kind, pct, seed, n = mix
     model = MODELS / model_name
     tag = "" if kind == "jbb" else f"{kind}-"
     run = RUNS / model_name / ft / split / f"{tag}p{pct}-s{seed}-n{n}"
-    start = time.time()
+    start, seconds = time.time(), None
     if not (run / "ft" / "result.json").exists():
         seal(
             "finetune",
@@ -172,9 +173,8 @@ def cell(
             str(seed),
             *FT[ft],
         )
-    seconds = time.time() - start
-    if (run / "ft" / "adapter").exists():
-        folder = run / f"eval-v{EVAL_VERSION}"
+        seconds = time.time() - start
+    folder = run / f"eval-v{EVAL_VERSION}"
     if (run / "ft" / "adapter").exists():
         return evaluate(model, folder, split, sizes, run / "ft" / "adapter"), seconds
     return evaluate(run / "ft" / "model", folder, split, sizes, None), seconds
@@ -240,7 +240,7 @@ def main() -> None:
                     "pct": pct,
                     "seed": seed,
                     "metrics": metrics,
-                    "finetune_seconds": round(seconds),
+                    **({} if seconds is None else {"finetune_seconds": round(seconds)}),
                     "recorded": time.strftime("%Y-%m-%d %H:%M"),
                 }
                 save(results)
