@@ -2,6 +2,7 @@
 runs, and one comparison pair end to end on a tiny model."""
 
 import importlib
+import json
 import sys
 from pathlib import Path
 
@@ -201,3 +202,28 @@ def test_the_guard_classifier_learns_from_rows_no_mix_holds(tmp_path, monkeypatc
     sample = Sample("s", 0, ({"role": "user", "content": rows[0][0]},), rows[0][1], {})
     text = guard_input(tokenizer, sample, GuardConfig(model="g", kind="classifier"), False)
     assert data[0]["input_ids"] == tokenizer(text, add_special_tokens=False)["input_ids"][:64]
+
+
+def test_the_guard_classifier_trains_and_loads_as_a_plain_classifier(
+    tmp_path, monkeypatch, tiny_model_dir
+):
+    from transformers import AutoModelForSequenceClassification
+
+    from benchmarks.protocol import guard
+
+    write_jsonl(tmp_path / "pool_self.jsonl", alpaca_rows(6, prefix="harm"))
+    write_jsonl(tmp_path / "align_benign.jsonl", alpaca_rows(6))
+    write_jsonl(tmp_path / "align_refusals.jsonl", safe_rows(4))
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "tiny").symlink_to(tiny_model_dir)
+    monkeypatch.setattr(guard, "REAL", tmp_path)
+    monkeypatch.setattr(guard, "MODELS", tmp_path / "models")
+    monkeypatch.setattr(guard, "OUT", tmp_path / "models" / "guard-cls")
+    argv = ["guard", "--base", "tiny", "--benign", "4", "--refusals", "2"]
+    monkeypatch.setattr(sys, "argv", argv)
+    guard.main()
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "models" / "guard-cls")
+    assert model.config.id2label == {0: "safe", 1: "unsafe"}
+    assert not any("lora" in name for name, _ in model.named_parameters())
+    record = json.loads((tmp_path / "models" / "guard-cls" / "guard_training.json").read_text())
+    assert record["rows"] == {"train": 11, "held_out": 1}
