@@ -8,25 +8,29 @@ logits, their cross-fitted prediction (`crossfit`) and `blend`, with sealft's ow
 features and folds (seed 0 over the samples in ID order, as in the runs: a smoothed run
 from the same logits gives the same scores).
 
-    python benchmarks/real/smoothing.py     # -> benchmarks/results/real_smoothing.json
+    python benchmarks/diagnostics/smoothing.py     # -> benchmarks/results/real_smoothing.json
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import torch
 import yaml
-from data import CACHE, DATA
-from sklearn.metrics import roc_auc_score
 
-from sealft.config import DataConfig, FeatureConfig
-from sealft.data import load_sources
-from sealft.io import write_json
-from sealft.scores import n_keep
-from sealft.selection.features import ngram_features
-from sealft.selection.smoothing import blend, crossfit
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "real"))  # data.py, rank.py
+
+from data import CACHE, DATA  # noqa: E402
+from sklearn.metrics import roc_auc_score  # noqa: E402
+
+from sealft.config import DataConfig, FeatureConfig  # noqa: E402
+from sealft.data import load_sources  # noqa: E402
+from sealft.io import write_json  # noqa: E402
+from sealft.scores import n_keep  # noqa: E402
+from sealft.selection.features import ngram_features  # noqa: E402
+from sealft.selection.smoothing import blend, crossfit  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent.parent / "results" / "real_smoothing.json"
 

@@ -12,20 +12,26 @@ per prompt (no generation), for each evaluation set:
 - the AUROC of that probability between the held-out harmful prompts and each benign set
   (0.5: the model cannot tell them apart at the first token).
 
-    python benchmarks/real/first_token.py            # the aligned model and the as-shipped one
+    python benchmarks/diagnostics/first_token.py            # the aligned model and the as-shipped one
 
 Results go to `real.json` under `first_token`, and a Markdown table is printed.
 """
 
 from __future__ import annotations
 
-import torch
-from data import eval_prompts, eval_sets, smollm_gguf
-from rank import ALIGNED, update_results
-from sklearn.metrics import roc_auc_score
+import sys
+from pathlib import Path
 
-from sealft.data.tokenize import prompt_ids, user_prompt_text
-from sealft.model.load import load_model_and_tokenizer
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "real"))  # data.py, rank.py
+
+from data import eval_prompts, eval_sets, smollm_gguf  # noqa: E402
+from rank import ALIGNED, update_results  # noqa: E402
+from sklearn.metrics import roc_auc_score  # noqa: E402
+
+from sealft.data.tokenize import prompt_ids, user_prompt_text  # noqa: E402
+from sealft.model.load import load_model_and_tokenizer  # noqa: E402
 
 OPENERS = ("I", "As", "No")
 HARMFUL = "harmful_heldout"

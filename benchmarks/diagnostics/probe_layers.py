@@ -8,7 +8,7 @@ before the probe (`seal-blend`, from rank.py's cache) less w × the probe's stan
 score, for w in WEIGHTS. The states are sealft's own (`prompt_states`: the last prompt
 position) and the probe is sealft's (`probe_scores`), so the numbers are the selector's.
 
-    python benchmarks/real/probe_layers.py --quick     # after rank.py --quick (seal-blend)
+    python benchmarks/diagnostics/probe_layers.py --quick     # after rank.py --quick (seal-blend)
 
 Hidden states are cached under benchmarks/.cache/real/probe/; results go to
 benchmarks/results/real.json (`probe_layers`).
@@ -18,22 +18,26 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import torch
-from data import CACHE, DATA, KINDS, PCTS, SEEDS, mix_path
-from rank import ALIGNED, table_path, update_results
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-from sealft.config import ModelConfig, ProbeConfig, TokenizeConfig
-from sealft.data import load_samples
-from sealft.model.load import device_for, load_configured
-from sealft.selection.probe import probe_layer, probe_scores, prompt_states, refusals
-from sealft.selection.smoothing import standardised
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "real"))  # data.py, rank.py
+
+from data import CACHE, DATA, KINDS, PCTS, SEEDS, mix_path  # noqa: E402
+from rank import ALIGNED, table_path, update_results  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+from sklearn.metrics import roc_auc_score  # noqa: E402
+from sklearn.model_selection import StratifiedKFold, cross_val_predict  # noqa: E402
+
+from sealft.config import ModelConfig, ProbeConfig, TokenizeConfig  # noqa: E402
+from sealft.data import load_samples  # noqa: E402
+from sealft.model.load import device_for, load_configured  # noqa: E402
+from sealft.selection.probe import probe_layer, probe_scores, prompt_states, refusals  # noqa: E402
+from sealft.selection.smoothing import standardised  # noqa: E402
 
 STATES = CACHE / "probe"
 WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0)

@@ -17,7 +17,7 @@ max(0, r)), r the correlation of the logits with the negated probe. Where the tw
 flag the same rows the probe adds little beyond its false alarms; where they are unrelated
 it carries what the logits miss.
 
-    python benchmarks/real/probe_on.py --quick     # after rank.py and probe_layers.py
+    python benchmarks/diagnostics/probe_on.py --quick     # after rank.py and probe_layers.py
 
 Results go to benchmarks/results/real.json (`probe_on`).
 """
@@ -27,24 +27,28 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import torch
 import yaml
-from data import KINDS, PCTS, SEEDS, mix_path
-from probe_layers import STATES, safe_refusals
-from rank import table_path, update_results
-from sklearn.metrics import roc_auc_score
 
-from sealft.config import ProbeConfig, SelectRecipeConfig
-from sealft.data import load_samples, load_sources
-from sealft.scores import n_keep
-from sealft.selection.features import ngram_features
-from sealft.selection.probe import probe_scores
-from sealft.selection.selector import read_selector_file
-from sealft.selection.smoothing import blend, standardised
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "real"))  # data.py, rank.py
+
+from data import KINDS, PCTS, SEEDS, mix_path  # noqa: E402
+from probe_layers import STATES, safe_refusals  # noqa: E402
+from rank import table_path, update_results  # noqa: E402
+from sklearn.metrics import roc_auc_score  # noqa: E402
+
+from sealft.config import ProbeConfig, SelectRecipeConfig  # noqa: E402
+from sealft.data import load_samples, load_sources  # noqa: E402
+from sealft.scores import n_keep  # noqa: E402
+from sealft.selection.features import ngram_features  # noqa: E402
+from sealft.selection.probe import probe_scores  # noqa: E402
+from sealft.selection.selector import read_selector_file  # noqa: E402
+from sealft.selection.smoothing import blend, standardised  # noqa: E402
 
 BASES = ("seal-blend", "seal-1-epoch", "implicit-reward-blend", "implicit-reward", "frozen-loss")
 LAYER = 16  # probe_layers.py: the defaults' depth 0.55 of 30 layers

@@ -9,7 +9,7 @@ over-refuses? And again with 120 risky-sounding benign requests (`risky_train`,
 to the safe set's answered half, as a user could add them; with the mixes' AUROC (the
 probe alone, and `seal-blend` less the probe at weight 1) under both safe sets.
 
-    python benchmarks/real/probe_benign.py --quick     # after probe_layers.py and rank.py
+    python benchmarks/diagnostics/probe_benign.py --quick     # after probe_layers.py and rank.py
 
 States are cached under benchmarks/.cache/real/probe/; results go to
 benchmarks/results/real.json (`probe_benign`).
@@ -20,20 +20,25 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
-from data import DATA, KINDS, SEEDS, eval_prompts, eval_sets, mix_path
-from probe_layers import STATES, TOKENIZE, aligned_model, safe_refusals
-from probe_on import LAYER, cached
-from rank import update_results
-from sklearn.metrics import roc_auc_score
 
-from sealft.config import ProbeConfig
-from sealft.data import load_samples
-from sealft.model.load import device_for
-from sealft.selection.probe import probe_scores, prompt_states
-from sealft.selection.smoothing import standardised
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "real"))  # data.py, rank.py
+
+from data import DATA, KINDS, SEEDS, eval_prompts, eval_sets, mix_path  # noqa: E402
+from probe_layers import STATES, TOKENIZE, aligned_model, safe_refusals  # noqa: E402
+from probe_on import LAYER, cached  # noqa: E402
+from rank import update_results  # noqa: E402
+from sklearn.metrics import roc_auc_score  # noqa: E402
+
+from sealft.config import ProbeConfig  # noqa: E402
+from sealft.data import load_samples  # noqa: E402
+from sealft.model.load import device_for  # noqa: E402
+from sealft.selection.probe import probe_scores, prompt_states  # noqa: E402
+from sealft.selection.smoothing import standardised  # noqa: E402
 
 PROMPTS = 100  # the first prompts of each evaluation set
 CONTRAST = ("risky_train.jsonl", "safety_advice.jsonl")

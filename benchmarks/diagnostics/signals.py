@@ -15,8 +15,8 @@ running one selector per idea. For every mix it computes, once, and caches:
 and then scores each signal, and a few combinations, by the AUROC of ranking the harmful
 rows last and the harmful rows kept at p = 0.8.
 
-    python benchmarks/real/signals.py --quick          # the 200-row mixes, seed 0
-    python benchmarks/real/signals.py                  # the 500-row mixes, seeds 0-2
+    python benchmarks/diagnostics/signals.py --quick          # the 200-row mixes, seed 0
+    python benchmarks/diagnostics/signals.py                  # the 500-row mixes, seeds 0-2
 
 Results: benchmarks/results/real_signals.json (per mix and signal) and a Markdown table
 on stdout (mean ± std over seeds).
@@ -28,24 +28,28 @@ import argparse
 import json
 import random
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from data import CACHE, DATA, KINDS, PCTS, SEEDS, mix_path, smollm_gguf
-from sklearn.feature_extraction.text import HashingVectorizer
-from sklearn.linear_model import Ridge
-from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import KFold
 
-from sealft.config import DataConfig, ModelConfig
-from sealft.data import Sample, encode, load_sources, pad_id
-from sealft.eval.detector import PhraseDetector
-from sealft.io import write_json
-from sealft.model.load import device_for, load_configured, load_model_and_tokenizer
-from sealft.model.losses import sample_losses
-from sealft.scores import n_keep
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "real"))  # data.py, rank.py
+
+from data import CACHE, DATA, KINDS, PCTS, SEEDS, mix_path, smollm_gguf  # noqa: E402
+from sklearn.feature_extraction.text import HashingVectorizer  # noqa: E402
+from sklearn.linear_model import Ridge  # noqa: E402
+from sklearn.metrics import roc_auc_score  # noqa: E402
+from sklearn.model_selection import KFold  # noqa: E402
+
+from sealft.config import DataConfig, ModelConfig  # noqa: E402
+from sealft.data import Sample, encode, load_sources, pad_id  # noqa: E402
+from sealft.eval.detector import PhraseDetector  # noqa: E402
+from sealft.io import write_json  # noqa: E402
+from sealft.model.load import device_for, load_configured, load_model_and_tokenizer  # noqa: E402
+from sealft.model.losses import sample_losses  # noqa: E402
+from sealft.scores import n_keep  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ALIGNED = CACHE / "aligned"

@@ -7,7 +7,7 @@ a shorter generation would have measured, without generating anything. For each
 evaluated model of one `finetune.py` experiment, this counts the answers whose verdict
 changes at each length against the full answers.
 
-    python benchmarks/real/answer_length.py     # the quick cell measured with 64 tokens
+    python benchmarks/diagnostics/answer_length.py     # the quick cell measured with 64 tokens
 
 Results go to `real.json` under `answer_length`, and a Markdown table is printed.
 """
@@ -15,14 +15,17 @@ Results go to `real.json` under `answer_length`, and a Markdown table is printed
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from data import CACHE
-from rank import ALIGNED, update_results
-from transformers import AutoTokenizer
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "real"))  # data.py, rank.py
 
-from sealft.eval.detector import get_detector
-from sealft.io import read_jsonl
+from data import CACHE  # noqa: E402
+from rank import ALIGNED, update_results  # noqa: E402
+from transformers import AutoTokenizer  # noqa: E402
+
+from sealft.eval.detector import get_detector  # noqa: E402
+from sealft.io import read_jsonl  # noqa: E402
 
 LENGTHS = (8, 16, 24, 32, 48)
 CELL = CACHE / "finetune" / "quick" / "self-10-s0" / "seal-default"

@@ -7,7 +7,7 @@ where a run from zeros exists (seed 0), the spread of the logits learned from ze
 correlation with the reward, and the AUROC of the two added, the zeros-run logits at a
 quarter of the reward's weight, raw and through the defaults' smoothing.
 
-    python benchmarks/real/evidence.py     # after rank.py --quick (seal-blend,
+    python benchmarks/diagnostics/evidence.py     # after rank.py --quick (seal-blend,
                                            # seal-zeros, implicit-reward-blend)
 
 Results go to `real.json` under `evidence`, and a Markdown table is printed.
@@ -15,15 +15,21 @@ Results go to `real.json` under `evidence`, and a Markdown table is printed.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import torch
-from data import KINDS, SEEDS, mix_path
-from rank import id_ordered, table_path, update_results
-from safetensors.torch import load_file
-from sklearn.metrics import roc_auc_score
 
-from sealft.selection.features import ngram_features
-from sealft.selection.smoothing import blend, standardised
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "real"))  # data.py, rank.py
+
+from data import KINDS, SEEDS, mix_path  # noqa: E402
+from rank import id_ordered, table_path, update_results  # noqa: E402
+from safetensors.torch import load_file  # noqa: E402
+from sklearn.metrics import roc_auc_score  # noqa: E402
+
+from sealft.selection.features import ngram_features  # noqa: E402
+from sealft.selection.smoothing import blend, standardised  # noqa: E402
 
 ZEROS_WEIGHT = 0.25
 

@@ -13,7 +13,7 @@ evaluation set shares:
 - `safe_wide.jsonl`: the same + 60 refused requests that name an expression harm (the
   EXPRESSION words below, written down before any run): does covering the harm close it?
 
-    python benchmarks/real/safe_variants.py         # after data.py; writes both files
+    python benchmarks/diagnostics/safe_variants.py         # after data.py; writes both files
 
 rank.py's settings `seal-safe-writing` and `seal-safe-wide` read them.
 """
@@ -23,11 +23,15 @@ from __future__ import annotations
 import json
 import random
 import re
+import sys
+from pathlib import Path
 
-from categories import WRITING
-from data import DATA
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "real"))  # data.py, rank.py
 
-from sealft.io import read_jsonl, write_jsonl
+from categories import WRITING  # noqa: E402
+from data import DATA  # noqa: E402
+
+from sealft.io import read_jsonl, write_jsonl  # noqa: E402
 
 ADDED = 60
 EXPRESSION = re.compile(

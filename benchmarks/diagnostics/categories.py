@@ -10,7 +10,7 @@ skipped. It also compares the rows by the form of their request: writing tasks (
 "Create", "Generate", "Compose", "Design", "Draft" ...) against the rest, benign and harmful
 apart, by mean rank percentile (0 = kept first, 1 = dropped first).
 
-    python benchmarks/real/categories.py              # after rank.py --quick
+    python benchmarks/diagnostics/categories.py              # after rank.py --quick
 
 Results go to benchmarks/results/real.json (`jbb_categories`), and a table is printed.
 """
@@ -19,13 +19,17 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from collections import defaultdict
+from pathlib import Path
 
-from data import SEEDS, SHARED, mix_path
-from rank import PS, ranked_rows, update_results
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "real"))  # data.py, rank.py
 
-from sealft.io import read_jsonl
-from sealft.scores import n_keep
+from data import SEEDS, SHARED, mix_path  # noqa: E402
+from rank import PS, ranked_rows, update_results  # noqa: E402
+
+from sealft.io import read_jsonl  # noqa: E402
+from sealft.scores import n_keep  # noqa: E402
 
 # The cached rankings to read: today's defaults at 5% (the 10% and 20% runs of the defaults
 # were made on a machine whose cache is gone) and the one-epoch preset at 10% and 20%,

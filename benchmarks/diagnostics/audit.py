@@ -9,7 +9,7 @@ three ways on every such mix that `rank.py` has ranked: against the mix's labels
 and the audited-harmless rows alone against the benign rows (how a ranker treats text
 that is labelled harmful but is not).
 
-    python benchmarks/real/audit.py        # after rank.py --quick; recomputes missing tables
+    python benchmarks/diagnostics/audit.py        # after rank.py --quick; recomputes missing tables
 
 Results go to `real.json` under `hh_audit` (keys as `rank.py`'s: ranker/hh/pct/seed), and a
 Markdown table per harmful share is printed.
@@ -19,8 +19,12 @@ from __future__ import annotations
 
 import json
 import statistics
+import sys
+from pathlib import Path
 
-from data import PCTS, hh_pool, mix_path
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "real"))  # data.py, rank.py
+
+from data import PCTS, hh_pool, mix_path  # noqa: E402
 from rank import (
     HERE,
     PS,
@@ -32,9 +36,9 @@ from rank import (
     table_path,
     update_results,
 )
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import roc_auc_score  # noqa: E402
 
-from sealft.scores import n_keep
+from sealft.scores import n_keep  # noqa: E402
 
 RANKERS = (
     "random",
