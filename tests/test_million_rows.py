@@ -18,7 +18,7 @@ from conftest import write_jsonl
 from transformers import AutoTokenizer
 
 from sealft.data import encode, load_samples, load_sources, sample_id
-from sealft.data.load import Samples
+from sealft.data.samples import Samples
 from sealft.demo.tiny import build_tokenizer
 from sealft.io import json_line
 from sealft.scores import n_keep, ranking, scores_table, selected_ids, write_selected

@@ -16,7 +16,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from .data.load import DataError, id_columns, input_records
+from .data.readers import DataError
+from .data.samples import id_columns, input_records
 from .io import write_jsonl
 
 SCHEMA = pa.schema(

@@ -1,7 +1,9 @@
-"""The data layer: load (formats, sample IDs, sources) → tokenize (render, encode)."""
+"""The data layer: read (files, the Hub) → formats (canonical pairs, sample IDs) →
+samples (Arrow-backed sets, sources) → tokenize (render, encode)."""
 
-from .load import (
-    DataError,
+from .formats import parse_hh, sample_id
+from .readers import DataError, read_rows
+from .samples import (
     Dropped,
     LoadedData,
     Sample,
@@ -9,9 +11,6 @@ from .load import (
     load_data,
     load_samples,
     load_sources,
-    parse_hh,
-    read_rows,
-    sample_id,
 )
 from .tokenize import (
     Encoded,

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from ..config import TokenizeConfig
-from .load import DataError, Dropped, Sample, sample_values, take_samples
+from .readers import DataError
+from .samples import Dropped, Sample, sample_values, take_samples
 
 Template = Literal["auto", "chat", "plain"]
 Overflow = Literal["truncate", "drop"]
