@@ -5,8 +5,7 @@ import torch
 from tokenizers import AddedToken
 from transformers import LlamaConfig, LlamaForSequenceClassification
 
-from sealft.config import ConfigError
-from sealft.config.schema import GuardConfig
+from sealft.config import ConfigError, GuardConfig
 from sealft.data import Sample
 from sealft.demo.tiny import build_tiny_model, build_tokenizer
 from sealft.scores import SCHEMA

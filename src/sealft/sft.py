@@ -39,7 +39,7 @@ from transformers import (
 )
 
 from .config import ConfigError, RuntimeConfig, SFTConfig
-from .config.schema import NonFinite
+from .config.base import NonFinite
 from .data import DataError, Encoded, Sample, collate, pad_id
 from .distributed import engine, launched_processes
 from .io import append_jsonl, trim_jsonl

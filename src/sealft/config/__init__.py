@@ -1,36 +1,49 @@
-"""Settings: the schema of every recipe (`schema`) and loading it from YAML (`loading`)."""
+"""Settings, kept apart from the code that uses them (as PEFT does), and loading them from
+YAML with key=value overrides (`loading`).
 
-from .loading import describe, dump_config, load_config
-from .schema import (
-    ApplySelectionConfig,
-    ConfigError,
-    DataConfig,
-    DSIRConfig,
+Each recipe has one top-level config (`SelectRecipeConfig`, `ScoreRecipeConfig`,
+`FinetuneRecipeConfig`, `EvalRecipeConfig`, `ExperimentRecipeConfig`), in the module of
+its name, built from the shared `sections` (`model`, `data`, `tokenize`, `lora`, `runtime`,
+`sft`) and its own. Unknown keys and ill-typed values are errors that name the key
+(`base`); keys renamed in 0.2 still load, with a FutureWarning (`migrate`).
+"""
+
+from .base import ConfigError
+from .evaluate import (
     EvalConfig,
     EvalRecipeConfig,
-    ExperimentRecipeConfig,
-    FeatureConfig,
-    FinetuneRecipeConfig,
     GenerationConfig,
+    JudgeConfig,
+    PromptSetConfig,
+    TaskConfig,
+)
+from .experiment import (
+    DSIRConfig,
+    ExperimentRecipeConfig,
     GuardConfig,
     ImplicitRewardConfig,
-    JudgeConfig,
     LabelConfig,
+    SafeInstrConfig,
+)
+from .finetune import ApplySelectionConfig, FinetuneRecipeConfig
+from .loading import describe, dump_config, load_config
+from .sections import (
+    DataConfig,
     LoraSettings,
     ModelConfig,
-    ProbeConfig,
-    PromptSetConfig,
     RuntimeConfig,
-    SafeInstrConfig,
+    SFTConfig,
+    Sources,
+    TokenizeConfig,
+    as_list,
+)
+from .select import (
+    FeatureConfig,
+    ProbeConfig,
     ScoreRecipeConfig,
     SelectorConfig,
     SelectorTrainConfig,
     SelectRecipeConfig,
-    SFTConfig,
-    Sources,
-    TaskConfig,
-    TokenizeConfig,
-    as_list,
 )
 
 __all__ = [

@@ -13,7 +13,7 @@ from typing import Any, get_args
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from .schema import ConfigError
+from .base import ConfigError
 
 
 def _parse_value(text: str) -> Any:
