@@ -51,7 +51,8 @@ from sealft.data import encode, load_samples, pad_id
 from sealft.model.lora import add_lora
 from sealft.recipes.experiment import run_experiment
 from sealft.runs import prepare_run_dir
-from sealft.selection.bilevel import CHECKPOINT, BilevelTrainer, adapter_names, find_checkpoint
+from sealft.selection.bilevel import BilevelTrainer, adapter_names
+from sealft.selection.checkpoint import CHECKPOINT, find_checkpoint
 from sealft.sft import per_process_batches
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,7 +18,8 @@ from sealft.cli import main
 from sealft.config import FinetuneRecipeConfig
 from sealft.data import load_samples
 from sealft.recipes.finetune import run_finetune
-from sealft.selection.bilevel import CHECKPOINT, STATE, NonFiniteLossError
+from sealft.selection.bilevel import NonFiniteLossError
+from sealft.selection.checkpoint import CHECKPOINT, STATE
 from sealft.selection.schedule import fine_tune_batches
 
 POISONED = 13  # alpaca_rows(i) is the only sample with the word str(i)

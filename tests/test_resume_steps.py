@@ -22,8 +22,9 @@ from sealft.cli import main
 from sealft.config import LoraSettings, RuntimeConfig, SelectorConfig, SelectorTrainConfig
 from sealft.data import encode, load_samples, pad_id
 from sealft.model.lora import add_lora
-from sealft.selection import bilevel
-from sealft.selection.bilevel import BilevelTrainer, adapter_names, find_checkpoint
+from sealft.selection import checkpoint
+from sealft.selection.bilevel import BilevelTrainer, adapter_names
+from sealft.selection.checkpoint import find_checkpoint
 from sealft.selection.selector import FeatureSelector, read_selector_file
 
 
@@ -111,7 +112,7 @@ def test_a_mid_epoch_checkpoint_round_trips_every_state(tiny_model_dir, tmp_path
     torch.rand(5), random.random(), np.random.rand()  # state a resumed run must not see
 
     second = _trainer(tiny_model_dir, tmp_path, **setup)
-    second.load_checkpoint(find_checkpoint(tmp_path / "run" / bilevel.CHECKPOINT))
+    second.load_checkpoint(find_checkpoint(tmp_path / "run" / checkpoint.CHECKPOINT))
     state2, tensors2 = _snapshot(second)
     assert state2 == state
     assert tensors2.keys() == tensors.keys()
@@ -187,7 +188,7 @@ def _lines(path) -> int:
 
 def _checkpoint_position(folder) -> tuple[int, int] | None:
     try:
-        state = json.loads((folder / bilevel.STATE).read_text())
+        state = json.loads((folder / checkpoint.STATE).read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None  # not there yet, or being replaced this very moment
     return state["epoch"], state["step"]
@@ -207,7 +208,7 @@ def _kill_mid_epoch(argv: list[str], out, steps_per_epoch: int) -> None:
         )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
-            at = _checkpoint_position(out / bilevel.CHECKPOINT)
+            at = _checkpoint_position(out / checkpoint.CHECKPOINT)
             lines = _lines(out / "metrics.jsonl")
             if at is not None and at[0] == 0 and at[1] > 0 and lines > at[1]:
                 break
@@ -217,7 +218,7 @@ def _kill_mid_epoch(argv: list[str], out, steps_per_epoch: int) -> None:
     stderr = log.read_text()
     assert proc.returncode == -signal.SIGKILL, stderr
     assert not (out / "scores.parquet").exists()
-    epoch, step = _checkpoint_position(find_checkpoint(out / bilevel.CHECKPOINT))
+    epoch, step = _checkpoint_position(find_checkpoint(out / checkpoint.CHECKPOINT))
     assert 0 < step < steps_per_epoch and epoch in (0, 1), (epoch, step)
 
 

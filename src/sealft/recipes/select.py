@@ -38,13 +38,8 @@ from ..model.lora import add_lora
 from ..runs import fingerprint, prepare_on_main
 from ..scores import scores_table, write_selected
 from ..selection.baselines import implicit_rewards
-from ..selection.bilevel import (
-    CHECKPOINT,
-    BilevelTrainer,
-    adapter_names,
-    find_checkpoint,
-    remove_checkpoint,
-)
+from ..selection.bilevel import BilevelTrainer, adapter_names
+from ..selection.checkpoint import CHECKPOINT, find_checkpoint, remove_checkpoint
 from ..selection.features import compute_features
 from ..selection.probe import prompt_probe, refusals
 from ..selection.selector import FeatureSelector, Selector, weights_of

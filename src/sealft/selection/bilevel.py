@@ -19,29 +19,21 @@ only, with the coefficients of the whole batch (1/|B| per sample), so that the g
 summed over the processes are the one-process gradients, and the per-sample losses are
 gathered back in the batch's order: every process takes the same steps, and rank 0 alone
 writes the checkpoints.
-
-A checkpoint is a folder of one safetensors file (every tensor: weights, optimiser
-moments, RNG states) and one JSON file (the position in the data, the optimisers' other
-state, Python's and NumPy's RNG states): nothing in it is ever unpickled.
+What a checkpoint holds is the trainer's (`_state`); how it is written is
+`selection.checkpoint`'s.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import logging
 import math
-import os
-import random
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 
 from ..config import ConfigError, RuntimeConfig, SelectorConfig, SelectorTrainConfig
 from ..data.tokenize import Encoded
@@ -51,13 +43,23 @@ from ..model.lora import adapter_parameters
 from ..model.losses import losses_and_backward
 from ..model.optim import adam
 from ..progress import progress_bar
+from .checkpoint import (
+    CHECKPOINT,
+    flat_optimizer,
+    load_weights,
+    optimizer_state,
+    part,
+    put,
+    read_checkpoint,
+    rng_state,
+    set_rng_state,
+    trainable,
+    write_checkpoint,
+)
 from .schedule import cycled_batches, fine_tune_batches
 from .selector import Selector, make_optimizer
 
 log = logging.getLogger(__name__)
-CHECKPOINT = "checkpoint"
-STATE, TENSORS = "state.json", "tensors.safetensors"
-FORMAT = 1
 
 
 class NonFiniteLossError(ConfigError):
@@ -237,7 +239,7 @@ class BilevelTrainer:
         tensors = list(self.selector.parameters())
         tensors += [b for b in self.selector.buffers() if not b.is_sparse]
         for module in self._modules():
-            tensors += _trainable(module).values()
+            tensors += trainable(module).values()
         self.world.broadcast(tensors)
 
     def _checkpoint(self) -> None:
@@ -362,162 +364,45 @@ class BilevelTrainer:
     def _state(self, tensors: dict[str, torch.Tensor]) -> dict:
         """Everything a resumed run needs: tensors go into `tensors`, the rest is returned
         as JSON-able values."""
-        _put(tensors, "selector", self.selector.state_dict())
+        put(tensors, "selector", self.selector.state_dict())
         optimizers = {"selector": self.selector_opt}
         for name, branch in self._named_branches().items():
             optimizers[name] = branch.optimizer
             # Under LoRA both adapters live in the upper branch's module.
             if name == "upper" or branch.module is not self.upper.module:
-                _put(tensors, f"{name}_model", _trainable(branch.module))
+                put(tensors, f"{name}_model", trainable(branch.module))
         return {
-            "format": FORMAT,
             "epoch": self.epochs_done,
             "step": self.steps_done,
             "optimizers": {
-                name: _flat_optimizer(opt.state_dict(), f"{name}_opt", tensors)
+                name: flat_optimizer(opt.state_dict(), f"{name}_opt", tensors)
                 for name, opt in optimizers.items()
             },
-            "rng": _rng_state(tensors),
+            "rng": rng_state(tensors),
         }
 
     def save_checkpoint(self, folder: Path) -> None:
-        """Write the checkpoint folder atomically: a crash at any moment leaves the previous
-        checkpoint or this one, whole (see `find_checkpoint`)."""
         tensors: dict[str, torch.Tensor] = {}
-        state = self._state(tensors)
-        tmp, old = _sibling(folder, ".tmp"), _sibling(folder, ".old")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        save_file(tensors, str(tmp / TENSORS))
-        (tmp / STATE).write_text(json.dumps(state), encoding="utf-8")
-        for name in (TENSORS, STATE):
-            with open(tmp / name, "rb") as fh:
-                os.fsync(fh.fileno())
-        # A folder cannot be renamed over another one: the previous checkpoint steps aside
-        # first, and is what a crash between the two renames leaves to resume from.
-        if folder.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            folder.rename(old)
-        tmp.rename(folder)
-        shutil.rmtree(old, ignore_errors=True)
+        write_checkpoint(folder, self._state(tensors), tensors)
 
     def load_checkpoint(self, folder: Path) -> None:
-        state = json.loads((folder / STATE).read_text(encoding="utf-8"))
-        if state.get("format") != FORMAT:
-            raise ConfigError(f"{folder}: a checkpoint of another format; delete it to restart")
-        tensors = load_file(str(folder / TENSORS))
+        state, tensors = read_checkpoint(folder)
         with torch.no_grad():
-            self.selector.load_state_dict(_part(tensors, "selector"))
+            self.selector.load_state_dict(part(tensors, "selector"))
         optimizers = {"selector": self.selector_opt}
         for name, branch in self._named_branches().items():
             optimizers[name] = branch.optimizer
             if name == "upper" or branch.module is not self.upper.module:
-                _load_weights(branch.module, _part(tensors, f"{name}_model"), folder)
+                load_weights(branch.module, part(tensors, f"{name}_model"), folder)
         for name, opt in optimizers.items():
             saved = state["optimizers"][name]
-            opt.load_state_dict(_optimizer_state(saved, f"{name}_opt", tensors, opt.state_dict()))
-        _set_rng_state(state["rng"], tensors)
+            opt.load_state_dict(optimizer_state(saved, f"{name}_opt", tensors, opt.state_dict()))
+        set_rng_state(state["rng"], tensors)
         self.epochs_done, self.steps_done = state["epoch"], state["step"]
 
 
 def _parameters(optimizer: torch.optim.Optimizer) -> list[torch.nn.Parameter]:
     return [p for group in optimizer.param_groups for p in group["params"]]
-
-
-def _sibling(folder: Path, suffix: str) -> Path:
-    return folder.with_name(folder.name + suffix)
-
-
-def find_checkpoint(folder: Path) -> Path | None:
-    """The checkpoint to resume from: `folder`, or the previous one that a crash in the
-    middle of replacing it left beside it; None when there is none."""
-    for candidate in (folder, _sibling(folder, ".old")):
-        if (candidate / STATE).is_file():
-            return candidate
-    return None
-
-
-def remove_checkpoint(folder: Path) -> None:
-    for path in (folder, _sibling(folder, ".tmp"), _sibling(folder, ".old")):
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def _trainable(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    # PEFT marks only the active adapter as requiring gradients: the others are kept too.
-    return {n: p for n, p in module.named_parameters() if p.requires_grad or "lora_" in n}
-
-
-def _put(tensors: dict[str, torch.Tensor], prefix: str, named: dict[str, torch.Tensor]) -> None:
-    for name, value in named.items():
-        tensors[f"{prefix}/{name}"] = value.detach().cpu().contiguous()
-
-
-def _part(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    head = prefix + "/"
-    return {k[len(head) :]: v for k, v in tensors.items() if k.startswith(head)}
-
-
-def _load_weights(module: torch.nn.Module, weights: dict[str, torch.Tensor], folder) -> None:
-    unexpected = module.load_state_dict(weights, strict=False).unexpected_keys
-    if unexpected or not weights:
-        raise ConfigError(f"{folder}: the checkpoint does not fit this model; delete it")
-
-
-def _flat_optimizer(state: dict, prefix: str, tensors: dict[str, torch.Tensor]) -> dict:
-    """An optimiser's state_dict as JSON, its tensors (moments, step counts) moved into
-    `tensors` under `prefix`."""
-    flat = {}
-    for index, entries in state["state"].items():
-        values, names = {}, []
-        for key, value in entries.items():
-            if isinstance(value, torch.Tensor):
-                tensors[f"{prefix}/{index}/{key}"] = value.detach().cpu().contiguous()
-                names.append(key)
-            else:
-                values[key] = value
-        flat[str(index)] = {"values": values, "tensors": names}
-    return {"state": flat, "param_groups": state["param_groups"]}
-
-
-def _optimizer_state(flat: dict, prefix: str, tensors: dict, current: dict) -> dict:
-    """The state_dict `_flat_optimizer` flattened; `current` (the fresh optimiser's) gives
-    back the tuples (Adam's betas) that JSON turned into lists."""
-    state = {}
-    for index, row in flat["state"].items():
-        entry = dict(row["values"])
-        entry.update({key: tensors[f"{prefix}/{index}/{key}"] for key in row["tensors"]})
-        state[int(index)] = entry
-    groups = [
-        {k: tuple(v) if isinstance(now.get(k), tuple) else v for k, v in saved.items()}
-        for saved, now in zip(flat["param_groups"], current["param_groups"], strict=True)
-    ]
-    return {"state": state, "param_groups": groups}
-
-
-def _rng_state(tensors: dict[str, torch.Tensor]) -> dict:
-    tensors["rng/torch"] = torch.get_rng_state()
-    # Only a CUDA that has been used has a state worth keeping (asking would start one).
-    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []
-    for i, s in enumerate(cuda):
-        tensors[f"rng/cuda/{i}"] = s
-    version, internal, gauss = random.getstate()
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    return {
-        "cuda_devices": len(cuda),
-        "python": [version, list(internal), gauss],
-        "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
-    }
-
-
-def _set_rng_state(state: dict, tensors: dict[str, torch.Tensor]) -> None:
-    torch.set_rng_state(tensors["rng/torch"])
-    devices = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    for i in range(min(state["cuda_devices"], devices)):
-        torch.cuda.set_rng_state(tensors[f"rng/cuda/{i}"], i)
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
 
 
 def _nonfinite(losses: torch.Tensor | None, n: int) -> torch.Tensor:
