@@ -445,20 +445,24 @@ def timed_selector(cfg, trainer) -> list[dict]:
     ]
 
 
-def lora_trainer(cfg, model, tokenizer, ft, sf, run_dir: Path | None = None):
+def lora_trainer(cfg, model, tokenizer, ft, sf, run_dir: Path | None = None, selector=None):
     """The selector's trainer exactly as `seal select` builds it, in this one process."""
     from sealft.distributed import SINGLE
     from sealft.recipes.select import selector_trainer
 
-    return selector_trainer(cfg, model, tokenizer, ft, sf, run_dir, False, None, SINGLE)
+    return selector_trainer(cfg, model, tokenizer, ft, sf, run_dir, False, selector, SINGLE)
 
 
 def child_select(spec: dict) -> dict:
-    """The selector as `seal select` runs it, then `seal finetune` on its top p."""
+    """The selector as `seal select` runs it (every stage of its score), then `seal finetune`
+    on its top p."""
 
     from sealft.data import encode_configured, load_sources
     from sealft.io import write_dropped, write_parquet
+    from sealft.model.load import device_for
+    from sealft.recipes.select import make_selector
     from sealft.scores import scores_table
+    from sealft.selection.score import compose, measure, plan_for
     from sealft.selection.selector import weights_of
 
     set_threads(spec)
@@ -474,10 +478,24 @@ def child_select(spec: dict) -> dict:
     k = cfg.selector.response_tokens
     ft = encode_configured(finetune.samples, tokenizer, cfg.tokenize, k)
     sf = encode_configured(safe.samples, tokenizer, cfg.tokenize, k)
-    trainer = lora_trainer(cfg, model, tokenizer, ft, sf, run_dir)
+    # Every stage of the score, as `seal select` composes it (selection/score.py).
+    plan = plan_for(cfg, sf.samples)
+    signals = measure(
+        plan,
+        cfg,
+        model.to(device_for(cfg.runtime.device)),
+        tokenizer,
+        ft,
+        sf,
+        device=device_for(cfg.runtime.device),
+    )
+    selector = make_selector(cfg, ft, signals.features)
+    if signals.start is not None:
+        selector.start_from(signals.start)
+    trainer = lora_trainer(cfg, model, tokenizer, ft, sf, run_dir, selector)
     epochs = timed_selector(cfg, trainer)
-    logits = trainer.selector.logits.detach()
-    scores = scores_table(ft.samples, logits, cfg.p, weights_of(logits, cfg.selector.activation))
+    score = compose(plan, trainer.selector.logits, signals)
+    scores = scores_table(ft.samples, score, cfg.p, weights_of(score, cfg.selector.activation))
     write_dropped(run_dir / "dropped.jsonl", finetune.dropped + ft.dropped)
     write_parquet(run_dir / "scores.parquet", scores)
     seconds = time.perf_counter() - start

@@ -96,7 +96,7 @@ def test_frozen_loss_ranks_the_lowest_loss_first(tiny_model_dir):
     order = sorted(range(12), key=lambda i: (losses[i].item(), i))
     ranks = table.column("rank").to_pylist()
     assert [ranks[i] for i in order] == pytest.approx(list(range(1, 13)))
-    assert table.column("logit").to_pylist() == pytest.approx((-losses).tolist(), abs=1e-5)
+    assert table.column("score").to_pylist() == pytest.approx((-losses).tolist(), abs=1e-5)
 
 
 def test_scores_round_trip_through_parquet(tmp_path):

@@ -90,7 +90,7 @@ def _finish(proc: subprocess.Popen, log: Path) -> None:
 
 
 def _scores(run: Path) -> torch.Tensor:
-    return torch.tensor(pq.read_table(run / "scores.parquet").column("logit").to_pylist())
+    return torch.tensor(pq.read_table(run / "scores.parquet").column("score").to_pylist())
 
 
 def _learned(run: Path) -> torch.Tensor:

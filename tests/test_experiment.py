@@ -224,7 +224,7 @@ def test_methods_that_need_a_model_say_so_and_implicit_reward_runs(tmp_path, tin
     results = run_experiment(cfg, progress=False)
     scores = pq.read_table(tmp_path / "b" / "implicit-reward" / "scores.parquet").to_pylist()
     # The reference is the aligned model itself: every reward is zero.
-    assert {round(r["logit"], 6) for r in scores} == {0.0}
+    assert {round(r["score"], 6) for r in scores} == {0.0}
     assert [r["method"] for r in results["runs"]] == ["aligned", "implicit-reward"]
     assert results["runs"][1]["trained"] == n_keep(len(scores), 0.5)
     # Smoothing is part of the ranking's cache key: switching it on ranks anew (a blend of
@@ -237,7 +237,7 @@ def test_methods_that_need_a_model_say_so_and_implicit_reward_runs(tmp_path, tin
     run_experiment(smoothed, progress=False)
     after = table.stat().st_mtime_ns
     assert after != before
-    assert {round(r["logit"], 6) for r in pq.read_table(table).to_pylist()} == {0.0}
+    assert {round(r["score"], 6) for r in pq.read_table(table).to_pylist()} == {0.0}
     run_experiment(smoothed, progress=False)
     assert table.stat().st_mtime_ns == after
 

@@ -15,8 +15,8 @@ from sealft.config import FeatureConfig, SelectRecipeConfig
 from sealft.data import Sample, encode, load_samples
 from sealft.demo.tiny import tiny_pair
 from sealft.model.load import load_model_and_tokenizer
-from sealft.recipes.select import final_logits
 from sealft.selection.features import hidden_features, ngram_features, sample_terms
+from sealft.selection.score import Signals, compose, plan_for
 from sealft.selection.selector import FeatureSelector, Selector, make_optimizer
 from sealft.selection.smoothing import blend, crossfit
 
@@ -132,10 +132,7 @@ def test_the_default_score_sees_the_learned_logits_relative_to_their_spread():
     assert cfg.selector.smoothing_method() == "blend" and cfg.selector.probe_weight() == 1.0
 
     def score(logits: torch.Tensor) -> torch.Tensor:
-        selector = Selector([f"s{i}" for i in range(n)])
-        with torch.no_grad():
-            selector.logits.copy_(logits)
-        return final_logits(cfg, selector, (x, None), probe)
+        return compose(plan_for(cfg), logits, Signals(features=(x, None), probe=probe))
 
     moved = 0.01 * learned + 0.5
     # Storing `moved` in float32 rounds each entry by up to U32·max|moved|, which is
@@ -148,7 +145,7 @@ def test_the_default_score_sees_the_learned_logits_relative_to_their_spread():
 
 def test_blend_runs_from_the_cli(tmp_path, tiny_model_dir, files):
     assert _cli(tmp_path, tiny_model_dir, *files, extra=["selector.smoothing=blend"]) == 0
-    logits = pq.read_table(tmp_path / "run" / "scores.parquet").column("logit").to_pylist()
+    logits = pq.read_table(tmp_path / "run" / "scores.parquet").column("score").to_pylist()
     assert abs(sum(logits)) < 1e-3 and len(set(logits)) > 1
 
 
@@ -171,9 +168,9 @@ def test_seal_score_on_the_training_data_reproduces_the_run(
     run = pq.read_table(tmp_path / "run" / "scores.parquet").to_pylist()
     scored = pq.read_table(tmp_path / "scored" / "scores.parquet").to_pylist()
     assert [r["sample_id"] for r in scored] == [r["sample_id"] for r in run]
-    assert [r["logit"] for r in scored] == pytest.approx([r["logit"] for r in run], abs=1e-5)
+    assert [r["score"] for r in scored] == pytest.approx([r["score"] for r in run], abs=1e-5)
     assert [r["rank"] for r in scored] == [r["rank"] for r in run]
-    assert len({round(r["logit"], 6) for r in run}) > 1  # the selector learned something
+    assert len({round(r["score"], 6) for r in run}) > 1  # the selector learned something
 
 
 def test_seal_score_refuses_a_logits_selector(tmp_path, tiny_model_dir, files, capsys):
@@ -243,7 +240,7 @@ def test_the_selector_can_start_from_the_implicit_reward(
             strict=True,
         )
     )
-    got = {r["sample_id"]: r["logit"] for r in scores}
+    got = {r["sample_id"]: r["score"] for r in scores}
     if kind == "logits":
         assert [got[k] for k in want] == pytest.approx(list(want.values()), abs=1e-4)
     else:  # the ridge fit of the map: close to the reward, and ordered like it
@@ -263,7 +260,7 @@ def test_auto_starts_from_zeros_without_a_reference(tmp_path, tiny_model_dir, fi
     for init in ("auto", "zeros"):
         out = tmp_path / init
         assert _cli(out, tiny_model_dir, *files, extra=[f"selector.init={init}"]) == 0
-        runs[init] = pq.read_table(out / "run" / "scores.parquet").column("logit").to_pylist()
+        runs[init] = pq.read_table(out / "run" / "scores.parquet").column("score").to_pylist()
     assert runs["auto"] == runs["zeros"]
 
 

@@ -130,7 +130,7 @@ def test_classifier_ranks_harmful_samples_last(trained_classifier):
     assert torch.allclose(probs, one, atol=1e-5)
     # Log-odds keep ties to identical inputs (the mixture repeats some conversations).
     distinct = {s.response for s in data}
-    assert len(set(table.column("logit").to_pylist())) == len(distinct)
+    assert len(set(table.column("score").to_pylist())) == len(distinct)
 
 
 def test_a_single_logit_head_reads_as_a_sigmoid(trained_classifier):

@@ -57,7 +57,7 @@ def world():
 def _auroc(table, _=None) -> float:
     """AUROC of ranking the harmful samples (index < 20) last; 1.0: each below every benign."""
     rows = table.to_pylist()
-    return roc_auc_score([int(r["index"] < 20) for r in rows], [-r["logit"] for r in rows])
+    return roc_auc_score([int(r["index"] < 20) for r in rows], [-r["score"] for r in rows])
 
 
 def test_implicit_reward_ranks_fluent_harmful_text_last_where_the_models_loss_cannot(world):
@@ -79,13 +79,13 @@ def test_the_reward_is_the_reference_loss_minus_the_aligned_loss(world):
     )
     kw = {"pad": pad_id(tok), "precision": "fp32"}
     expected = sample_losses(base, mix, **kw) - sample_losses(aligned, mix, **kw)
-    by_id = {r["sample_id"]: r["logit"] for r in table.to_pylist()}
+    by_id = {r["sample_id"]: r["score"] for r in table.to_pylist()}
     got = [by_id[s.sample_id] for s in mix.samples]
     assert got == pytest.approx(expected.tolist(), abs=1e-5)
     same = implicit_reward_scores(
         aligned, aligned, tok, mix, p=1.0, batch_size=3, device=CPU, precision="fp32"
     )
-    assert same.column("logit").to_pylist() == pytest.approx([0.0] * len(mix), abs=1e-6)
+    assert same.column("score").to_pylist() == pytest.approx([0.0] * len(mix), abs=1e-6)
 
 
 def test_a_reference_with_another_vocabulary_is_refused(world):
@@ -107,9 +107,9 @@ def test_a_smoothed_reward_is_the_blend_of_the_reward_over_the_samples_ngrams(wo
     raw = implicit_reward_scores(aligned, base, tok, mix, **kw)
     features = ngram_features(mix.samples, FeatureConfig())
     smooth = implicit_reward_scores(aligned, base, tok, mix, smooth_over=features, **kw)
-    by_id = {r["sample_id"]: r["logit"] for r in raw.to_pylist()}
+    by_id = {r["sample_id"]: r["score"] for r in raw.to_pylist()}
     rewards = torch.tensor([by_id[s.sample_id] for s in mix.samples])
     expected = blend(features, rewards, seed=0)
-    got = {r["sample_id"]: r["logit"] for r in smooth.to_pylist()}
+    got = {r["sample_id"]: r["score"] for r in smooth.to_pylist()}
     assert [got[s.sample_id] for s in mix.samples] == pytest.approx(expected.tolist(), abs=1e-4)
     assert [got[s.sample_id] for s in mix.samples] != pytest.approx(rewards.tolist(), abs=1e-2)

@@ -123,7 +123,7 @@ def test_skip_leaves_the_sample_out_of_every_update(tmp_path, poisoned_model_dir
     assert skipped == [(e, _poisoned_step(files[0], e)) for e in (0, 1)]
     assert all(r["skipped_samples"] <= 1 and r["skipped_safe_samples"] == 0 for r in metrics)
     assert all(r["finetune_loss"] is not None for r in metrics)  # no NaN (null) got through
-    scores = {r["sample_id"]: r["logit"] for r in pq.read_table(out / "scores.parquet").to_pylist()}
+    scores = {r["sample_id"]: r["score"] for r in pq.read_table(out / "scores.parquet").to_pylist()}
     # Under 2·sigmoid a logit moves only with its own batch's values: this one never did.
     assert scores.pop(bad) == 0.0
     assert all(torch.isfinite(torch.tensor(list(scores.values()))))

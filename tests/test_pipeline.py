@@ -11,7 +11,7 @@ from sealft.config import SelectRecipeConfig, load_config
 from sealft.recipes.select import run_select
 from sealft.selection import bilevel
 
-COLUMNS = ["sample_id", "index", "logit", "weight", "rank", "selected"]
+COLUMNS = ["sample_id", "index", "score", "weight", "rank", "selected"]
 FAST = [
     "lora.r=2",
     "lora.alpha=4",
@@ -97,14 +97,14 @@ def test_shuffled_input_gives_the_same_scores(tmp_path, tiny_model_dir, files):
     b = {r["sample_id"]: r for r in pq.read_table(tmp_path / "b" / "scores.parquet").to_pylist()}
     assert a.keys() == b.keys()
     for sid in a:
-        assert (a[sid]["logit"], a[sid]["rank"]) == (b[sid]["logit"], b[sid]["rank"])
+        assert (a[sid]["score"], a[sid]["rank"]) == (b[sid]["score"], b[sid]["rank"])
 
 
 def test_same_seed_same_scores_other_seed_differs(tmp_path, tiny_model_dir, files):
     for out, seed in (("a", 0), ("b", 0), ("c", 1)):
         assert _cli(tmp_path, tiny_model_dir, *files, out=out, extra=[f"seed={seed}"]) == 0
     a, b, c = (
-        pq.read_table(tmp_path / o / "scores.parquet").column("logit").to_pylist() for o in "abc"
+        pq.read_table(tmp_path / o / "scores.parquet").column("score").to_pylist() for o in "abc"
     )
     assert a == b and a != c
 
@@ -138,8 +138,8 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(
     assert not (tmp_path / "crashed" / "scores.parquet").exists()
     monkeypatch.setattr(bilevel.BilevelTrainer, "upper_backward", real)
     assert _cli(tmp_path, tiny_model_dir, *files, out="crashed", extra=kind) == 0
-    whole = pq.read_table(tmp_path / "whole" / "scores.parquet").column("logit").to_pylist()
-    resumed = pq.read_table(tmp_path / "crashed" / "scores.parquet").column("logit").to_pylist()
+    whole = pq.read_table(tmp_path / "whole" / "scores.parquet").column("score").to_pylist()
+    resumed = pq.read_table(tmp_path / "crashed" / "scores.parquet").column("score").to_pylist()
     assert resumed == whole
     metrics = (tmp_path / "crashed" / "metrics.jsonl").read_text().splitlines()
     assert len(metrics) == 8
@@ -281,7 +281,7 @@ def test_run_select_accepts_a_loaded_model(tmp_path, tiny_model_dir, files):
         tokenizer=AutoTokenizer.from_pretrained(tiny_model_dir),
     )
     assert result.scores.num_rows == 16
-    assert torch.isfinite(torch.tensor(result.scores.column("logit").to_pylist())).all()
+    assert torch.isfinite(torch.tensor(result.scores.column("score").to_pylist())).all()
 
 
 def test_shipped_configs_validate():
@@ -319,7 +319,7 @@ def test_full_fine_tuning_without_lora(tmp_path, tiny_model_dir, files, algorith
         )
         == 0
     )
-    logits = pq.read_table(tmp_path / "run" / "scores.parquet").column("logit").to_pylist()
+    logits = pq.read_table(tmp_path / "run" / "scores.parquet").column("score").to_pylist()
     assert len(set(logits)) > 1
 
 

@@ -83,7 +83,7 @@ def probe_run(tmp_path, model_dir, safe_rows_: list[dict], name: str, **probe) -
     )
     run_select(cfg, progress=False)
     rows = pq.read_table(tmp_path / name / "scores.parquet").to_pylist()
-    return [r["logit"] for r in sorted(rows, key=lambda r: r["index"])]
+    return [r["score"] for r in sorted(rows, key=lambda r: r["index"])]
 
 
 def test_select_subtracts_the_probe_and_weight_zero_is_the_plain_selector(tmp_path, tiny_model_dir):

@@ -76,7 +76,7 @@ def scored_rows(name: str, mix, seed: int, models) -> list[tuple[dict, dict]]:
 
 def measure(pairs: list[tuple[dict, dict]], audit: dict[str, int]) -> dict:
     classes = [row_class(row, audit) for row, _ in pairs]
-    logits = [r["logit"] for _, r in pairs]
+    logits = [r["score"] for _, r in pairs]
 
     def auroc(positive: str) -> float:
         idx = [i for i, c in enumerate(classes) if c in ("benign", positive)]

@@ -22,7 +22,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "real"))  # data.py, rank.py
@@ -36,6 +35,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict  # noqa: 
 from sealft.config import ModelConfig, ProbeConfig, TokenizeConfig  # noqa: E402
 from sealft.data import load_samples  # noqa: E402
 from sealft.model.load import device_for, load_configured  # noqa: E402
+from sealft.scores import read_scores  # noqa: E402
 from sealft.selection.probe import probe_layer, probe_scores, prompt_states, refusals  # noqa: E402
 from sealft.selection.smoothing import standardised  # noqa: E402
 
@@ -84,7 +84,7 @@ def blend_logits(mix: Path, n: int) -> torch.Tensor | None:
     path = table_path("seal-blend", mix)
     if not path.exists():
         return None
-    by_index = {r["index"]: r["logit"] for r in pq.read_table(path).to_pylist()}
+    by_index = {r["index"]: r["score"] for r in read_scores(path).to_pylist()}
     return torch.tensor([by_index[i] for i in range(n)])
 
 

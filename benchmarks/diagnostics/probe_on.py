@@ -31,7 +31,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import torch
 import yaml
 
@@ -44,7 +43,7 @@ from sklearn.metrics import roc_auc_score  # noqa: E402
 
 from sealft.config import ProbeConfig, SelectRecipeConfig  # noqa: E402
 from sealft.data import load_samples, load_sources  # noqa: E402
-from sealft.scores import n_keep  # noqa: E402
+from sealft.scores import n_keep, read_scores  # noqa: E402
 from sealft.selection.features import ngram_features  # noqa: E402
 from sealft.selection.probe import probe_scores  # noqa: E402
 from sealft.selection.selector import read_selector_file  # noqa: E402
@@ -80,7 +79,7 @@ def cached(name: str, mix: Path, n: int) -> torch.Tensor | None:
     path = table_path(name, mix)
     if not path.exists():
         return None
-    by_index = {r["index"]: r["logit"] for r in pq.read_table(path).to_pylist()}
+    by_index = {r["index"]: r["score"] for r in read_scores(path).to_pylist()}
     return torch.tensor([by_index[i] for i in range(n)], dtype=torch.float32)
 
 
@@ -94,7 +93,7 @@ def recovered(run: Path) -> tuple[torch.Tensor, torch.Tensor]:
     order = {sid: i for i, sid in enumerate(json.loads(meta["sample_ids"]))}
     samples = sorted(load_sources(cfg.data).samples, key=lambda s: order[s.sample_id])
     b = blend(ngram_features(samples, cfg.selector.features), tensors["logits"], seed=cfg.seed)
-    final = {r["index"]: r["logit"] for r in pq.read_table(run / "scores.parquet").to_pylist()}
+    final = {r["index"]: r["score"] for r in read_scores(run / "scores.parquet").to_pylist()}
     final = torch.tensor([final[s.index] for s in samples], dtype=torch.float32)
     back = torch.as_tensor(np.argsort([s.index for s in samples]))
     return b[back], ((b - final) / b.std())[back]

@@ -16,7 +16,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import torch
 import yaml
 
@@ -28,7 +27,7 @@ from sklearn.metrics import roc_auc_score  # noqa: E402
 from sealft.config import DataConfig, FeatureConfig  # noqa: E402
 from sealft.data import load_sources  # noqa: E402
 from sealft.io import write_json  # noqa: E402
-from sealft.scores import n_keep  # noqa: E402
+from sealft.scores import n_keep, read_scores  # noqa: E402
 from sealft.selection.features import ngram_features  # noqa: E402
 from sealft.selection.smoothing import blend, crossfit  # noqa: E402
 
@@ -49,12 +48,12 @@ def main() -> None:
         if cfg["smoothing"] != "none" or cfg["kind"] != "logits":
             continue  # only raw logits can be smoothed after the fact
         # In the order training saw them (by ID), so that the folds are the run's own.
-        rows = sorted(pq.read_table(run).to_pylist(), key=lambda r: r["sample_id"])
+        rows = sorted(read_scores(run).to_pylist(), key=lambda r: r["sample_id"])
         mix = DATA / folder.parent.name / f"{folder.name}.jsonl"
         by_id = {s.sample_id: s for s in load_sources(DataConfig(path=str(mix))).samples}
         samples = [by_id[r["sample_id"]] for r in rows]
         y = [int(s.record["harmful"]) for s in samples]
-        logits = torch.tensor([r["logit"] for r in rows], dtype=torch.float32)
+        logits = torch.tensor([r["score"] for r in rows], dtype=torch.float32)
         x = ngram_features(samples, FeatureConfig())
         key = f"{folder.parent.parent.name}/{folder.parent.name}/{folder.name}"
         out[key] = {

@@ -23,9 +23,9 @@ import shutil
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import torch
 import yaml
 from data import CACHE, DATA, KINDS, PCTS, SEEDS, mix_path, smollm_gguf
@@ -37,7 +37,7 @@ from sealft.io import write_json, write_parquet
 from sealft.model.load import device_for, load_configured, load_model_and_tokenizer
 from sealft.recipes.select import DONE as SELECT_DONE
 from sealft.recipes.select import run_select
-from sealft.scores import n_keep, scores_table
+from sealft.scores import n_keep, read_scores, scores_table
 from sealft.selection.baselines import (
     dsir_scores,
     frozen_loss_scores,
@@ -45,7 +45,7 @@ from sealft.selection.baselines import (
     random_scores,
 )
 from sealft.selection.features import ngram_features
-from sealft.selection.smoothing import blend
+from sealft.selection.score import Signals, compose, plan_for
 
 HERE = Path(__file__).resolve().parent
 ALIGNED = CACHE / "aligned"
@@ -144,7 +144,7 @@ def quality(table, labels: dict[str, int]) -> dict:
     """AUROC of ranking the harmful rows last, and harmful rows kept at each p."""
     rows = table.to_pylist()
     y = [labels[r["sample_id"]] for r in rows]
-    out = {"auroc": round(float(roc_auc_score(y, [-r["logit"] for r in rows])), 4)}
+    out = {"auroc": round(float(roc_auc_score(y, [-r["score"] for r in rows])), 4)}
     for p in PS:
         keep = n_keep(len(rows), p)
         out[f"kept@{p}"] = sum(lab for lab, r in zip(y, rows, strict=True) if r["rank"] <= keep)
@@ -160,7 +160,7 @@ def rank(name: str, mix: Path, seed: int, models) -> dict:
     if name in SELECTORS:
         settings = select_config(mix, name, seed)
         done = finished_selection(settings)
-        table = pq.read_table(done / SELECT_DONE) if done is not None else None
+        table = read_scores(done / SELECT_DONE) if done is not None else None
         # Sample IDs hash each row's content: other IDs mean the mix changed since.
         if table is not None and set(table.column("sample_id").to_pylist()) == set(labels):
             return quality(table, labels) | {"reused": str(done.relative_to(CACHE))}
@@ -197,14 +197,15 @@ def smoothed(name: str, mix: Path, seed: int, models):
     if not table_path(name, mix).exists():
         rank(name, mix, seed, models)
     cfg, samples, logits = id_ordered(name, mix, seed)
-    smooth = blend(ngram_features(samples, cfg.selector.features), logits, seed=seed)
-    return scores_table(samples, smooth, 0.8)
+    plan = replace(plan_for(cfg), probe_weight=0.0)
+    signals = Signals(features=(ngram_features(samples, cfg.selector.features), None))
+    return scores_table(samples, compose(plan, logits, signals), 0.8)
 
 
 def id_ordered(name: str, mix: Path, seed: int):
     """(the default selector's config, the mix's samples, a cached ranker's logits), in
     sample-ID order: the order a selector holds its logits in and draws its folds from."""
-    by_id = {r["sample_id"]: r["logit"] for r in pq.read_table(table_path(name, mix)).to_pylist()}
+    by_id = {r["sample_id"]: r["score"] for r in read_scores(table_path(name, mix)).to_pylist()}
     cfg = select_config(mix, "seal-default", seed)
     samples = sorted(load_sources(cfg.data).samples, key=lambda s: s.sample_id)
     return cfg, samples, torch.tensor([by_id[s.sample_id] for s in samples], dtype=torch.float32)
@@ -217,7 +218,7 @@ def ranked_rows(name: str, mix: Path) -> list[tuple[dict, dict]] | None:
     if not path.exists():
         return None
     rows = [json.loads(line) for line in mix.read_text().splitlines()]
-    return [(rows[r["index"]], r) for r in pq.read_table(path).to_pylist()]
+    return [(rows[r["index"]], r) for r in read_scores(path).to_pylist()]
 
 
 def finished_selection(cfg: SelectRecipeConfig) -> Path | None:

@@ -1,8 +1,10 @@
 """The scores table: one row per ranked sample, the interface between every ranking method
 (the selector, random, DSIR, the frozen model's loss) and fine-tuning.
 
-Columns: `sample_id`, `index` (row in the input), `logit` (higher = kept first), `weight`,
+Columns: `sample_id`, `index` (row in the input), `score` (what the rows are ranked by,
+higher = kept first; for `seal select`, the composed score of selection/score.py), `weight`,
 `rank` (1 = most wanted) and `selected` (inside the top p of the run that wrote it).
+Tables written before sealft 0.3 call `score` `logit`; `read_scores` renames it.
 """
 
 from __future__ import annotations
@@ -24,13 +26,14 @@ SCHEMA = pa.schema(
     [
         ("sample_id", pa.string()),
         ("index", pa.int64()),
-        ("logit", pa.float64()),
+        ("score", pa.float64()),
         ("weight", pa.float64()),
         ("rank", pa.int64()),
         ("selected", pa.bool_()),
     ]
 )
 REQUIRED_COLUMNS = ("sample_id", "rank", "weight")
+LEGACY_SCORE = "logit"  # the score column's name before sealft 0.3
 
 
 def _float64(values) -> np.ndarray:
@@ -69,7 +72,7 @@ def scores_table(samples: Sequence, logits, p: float, weights=None) -> pa.Table:
         {
             "sample_id": ids,
             "index": index,
-            "logit": t,
+            "score": t,
             "weight": _float64(weights) if weights is not None else np.ones(len(t)),
             "rank": ranks,
             "selected": ranks <= keep,
@@ -100,6 +103,9 @@ def read_scores(path: str | Path) -> pa.Table:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as e:
         raise DataError(f"{path}: not a Parquet scores file ({e})") from None
+    names = table.column_names
+    if LEGACY_SCORE in names and "score" not in names:
+        table = table.rename_columns(["score" if n == LEGACY_SCORE else n for n in names])
     missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
     if missing:
         raise DataError(f"{path}: scores file lacks column(s) {', '.join(missing)}")

@@ -26,7 +26,7 @@ class ApplySelectionConfig(Strict):
 
     scores: str | None = Field(
         None,
-        description="scores.parquet from `seal select` (or any file with sample_id, logit, "
+        description="scores.parquet from `seal select` (or any file with sample_id, "
         "rank, weight); null: train on every sample",
     )
     p: float = Field(0.8, gt=0, le=1, description="fraction of scored samples kept (mode top)")

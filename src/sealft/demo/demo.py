@@ -18,7 +18,6 @@ import logging
 import time
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import torch
 from sklearn.metrics import roc_auc_score
 
@@ -28,6 +27,7 @@ from ..eval.generation import generate
 from ..io import write_json, write_jsonl
 from ..recipes.experiment import run_experiment
 from ..report.tables import markdown_table
+from ..scores import read_scores
 from ..sft import train
 from .tiny import tiny_pair
 from .world import COMPLIANCE, World, all_texts, check_answer, is_refusal_text, make_world
@@ -103,10 +103,10 @@ def demo_config(out: Path, seed: int, overrides: dict | None = None) -> Experime
 def ranking_quality(world: World, select_dir: Path) -> dict:
     """How well the selector ranked the world's harmful compliance last."""
     harmful = {i for i, r in enumerate(world.finetune) if r["kind"] == COMPLIANCE}
-    table = pq.read_table(select_dir / "scores.parquet")
+    table = read_scores(select_dir / "scores.parquet")
     labels = [int(i in harmful) for i in table.column("index").to_pylist()]
     selected = table.column("selected").to_pylist()
-    auroc = roc_auc_score(labels, [-x for x in table.column("logit").to_pylist()])
+    auroc = roc_auc_score(labels, [-x for x in table.column("score").to_pylist()])
     return {
         "auroc": round(float(auroc), 4),
         "harmful_total": sum(labels),

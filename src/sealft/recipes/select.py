@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 
 from ..config import ConfigError, SelectRecipeConfig, dump_config
@@ -26,24 +25,20 @@ from ..data import (
     Dropped,
     Encoded,
     LoadedData,
-    encode,
     encode_configured,
     load_sources,
     pad_id,
 )
 from ..distributed import World, require_replicated, world
-from ..io import append_jsonl, atomic_write, trim_jsonl, write_dropped, write_parquet
+from ..io import append_jsonl, atomic_write, trim_jsonl, write_dropped, write_json, write_parquet
 from ..model.load import device_for, load_configured
 from ..model.lora import add_lora
 from ..runs import fingerprint, prepare_on_main
-from ..scores import scores_table, write_selected
-from ..selection.baselines import implicit_rewards
+from ..scores import read_scores, scores_table, write_selected
 from ..selection.bilevel import BilevelTrainer, adapter_names
 from ..selection.checkpoint import CHECKPOINT, find_checkpoint, remove_checkpoint
-from ..selection.features import compute_features
-from ..selection.probe import prompt_probe, refusals
+from ..selection.score import PLAN, ScorePlan, Signals, compose, measure, plan_for
 from ..selection.selector import FeatureSelector, Selector, weights_of
-from ..selection.smoothing import blend, crossfit, standardised
 
 log = logging.getLogger(__name__)
 DONE = "scores.parquet"
@@ -76,80 +71,6 @@ def _encode_inputs(
     if len(sf) == 0:
         raise ConfigError(f"{safe.source}: no safe sample left after tokenization")
     return ft, sf, finetune.dropped + ft.dropped
-
-
-def _features(cfg: SelectRecipeConfig, model, ft: Encoded, device, progress: bool):
-    """The selector's features of the fine-tuning samples (None where nothing needs them),
-    from the frozen model: before any adapter is attached."""
-    if cfg.selector.kind == "logits" and cfg.selector.smoothing_method() == "none":
-        return None
-    return compute_features(
-        cfg.selector.features,
-        ft.samples,
-        model=model,
-        encoded=ft,
-        batch_size=cfg.selector_train.batch_size,
-        device=device,
-        precision=cfg.runtime.precision,
-        progress=progress,
-    )
-
-
-def initial_logits(cfg: SelectRecipeConfig, model, tokenizer, ft: Encoded, device):
-    """The implicit reward of every fine-tuning sample against the reference model,
-    standardised and scaled (selector.init), from the frozen model; None for zeros.
-
-    The reward is taken over the whole response whatever selector.response_tokens is: on
-    the real-data benchmark's JailbreakBench mix it ranked the harmful rows last at AUROC
-    0.894 over the whole response and 0.633 over the first 4 tokens (benchmarks/real)."""
-    if cfg.selector_start() == "zeros":
-        return None
-    whole = encode(
-        ft.samples,
-        tokenizer,
-        max_length=cfg.tokenize.max_length,
-        overflow="truncate",  # keeps exactly the samples that ft kept
-        template=cfg.tokenize.template,
-    )
-    reward = implicit_rewards(
-        model,
-        load_configured(cfg.reference_model)[0].to(device),
-        tokenizer,
-        whole,
-        batch_size=cfg.selector_train.batch_size,
-        device=device,
-        precision=cfg.runtime.precision,
-    ).float()
-    return cfg.selector.init_scale * standardised(reward)
-
-
-def probe_of(cfg: SelectRecipeConfig, model, tokenizer, ft: Encoded, sf: Encoded, device):
-    """The prompt probe's score of every fine-tuning sample, from the frozen model; None
-    when selector.prompt_probe is off, or left at its automatic weight with no refusal in
-    the safe set to learn from (an explicit weight then fails instead)."""
-    if cfg.selector.probe_weight() == 0:
-        return None
-    probe = cfg.selector.prompt_probe
-    if probe.weight is None and not any(refusals(probe, sf.samples)):
-        log.warning(
-            "selector.prompt_probe: no safe sample is a refusal (detector %r), so the probe "
-            "has nothing to learn from and is off for this run; set "
-            "selector.prompt_probe.weight=0 to say so",
-            probe.detector,
-        )
-        return None
-    return prompt_probe(
-        cfg.selector.prompt_probe,
-        model,
-        tokenizer,
-        ft.samples,
-        sf.samples,
-        cfg.tokenize,
-        seed=cfg.seed,
-        batch_size=cfg.selector_train.batch_size,
-        device=device,
-        precision=cfg.runtime.precision,
-    )
 
 
 def make_selector(cfg: SelectRecipeConfig, ft: Encoded, features) -> Selector:
@@ -222,29 +143,12 @@ def _refuse_pickled_checkpoint(run_dir: Path, overwrite: bool, replace_stale: bo
         )
 
 
-def final_logits(
-    cfg: SelectRecipeConfig, selector: Selector, features, probe: torch.Tensor | None = None
-) -> torch.Tensor:
-    """The learned logits, or their smoothing (selector.smoothing), less the prompt probe's
-    standardised score times its weight in the logits' own spread."""
-    logits = selector.logits.detach()
-    smoothing = cfg.selector.smoothing_method()
-    if smoothing == "crossfit":
-        logits = crossfit(features[0], logits, seed=cfg.seed)
-    elif smoothing == "blend":
-        logits = blend(features[0], logits, seed=cfg.seed)
-    if probe is not None:
-        spread = logits.std().clamp(min=1e-6) if len(logits) > 1 else 1.0
-        logits = logits - cfg.selector.probe_weight() * spread * standardised(probe)
-    return logits
-
-
 def _write_outputs(
-    cfg, selector: Selector, features, probe, ft: Encoded, run_dir: Path, here: World
+    cfg, plan: ScorePlan, selector: Selector, signals: Signals, ft: Encoded, run_dir: Path, here
 ) -> pa.Table:
-    logits = final_logits(cfg, selector, features, probe)
-    weights = weights_of(logits, cfg.selector.activation)
-    scores = scores_table(ft.samples, logits, cfg.p, weights)
+    score = compose(plan, selector.logits, signals)
+    weights = weights_of(score, cfg.selector.activation)
+    scores = scores_table(ft.samples, score, cfg.p, weights)
     if here.main:
         selector.save(
             run_dir / "selector.safetensors",
@@ -295,17 +199,29 @@ def run_select(
     ft, sf, dropped = _encode_inputs(cfg, finetune, safe, tokenizer)
     run_dir = Path(cfg.output_dir)
     if _prepare(cfg, ft, sf, here, overwrite, replace_stale):
-        return SelectResult(run_dir, pq.read_table(run_dir / DONE), dropped)
+        return SelectResult(run_dir, read_scores(run_dir / DONE), dropped)
     device = here.device or device_for(cfg.runtime.device)
     model.to(device)
-    features = _features(cfg, model, ft, device, progress and here.main)
-    probe = probe_of(cfg, model, tokenizer, ft, sf, device)
-    selector = make_selector(cfg, ft, features)
+    plan = plan_for(cfg, sf.samples)
+    log.info("score: %s", " → ".join(plan.stages()))
+    if here.main:
+        write_json(run_dir / PLAN, plan.as_dict())
     # A resumed run takes its logits from the checkpoint: no need for the starting ones.
-    if find_checkpoint(run_dir / CHECKPOINT) is None:
-        start = initial_logits(cfg, model, tokenizer, ft, device)
-        if start is not None:
-            selector.start_from(start)
+    resuming = find_checkpoint(run_dir / CHECKPOINT) is not None
+    signals = measure(
+        plan,
+        cfg,
+        model,
+        tokenizer,
+        ft,
+        sf,
+        device=device,
+        progress=progress and here.main,
+        with_start=not resuming,
+    )
+    selector = make_selector(cfg, ft, signals.features)
+    if signals.start is not None:
+        selector.start_from(signals.start)
     trainer = selector_trainer(cfg, model, tokenizer, ft, sf, run_dir, progress, selector, here)
     _resume(trainer, run_dir, here)
     metrics = run_dir / "metrics.jsonl"
@@ -313,5 +229,5 @@ def run_select(
         write_dropped(run_dir / "dropped.jsonl", dropped)
     resumed_from = (trainer.epochs_done, trainer.steps_done)
     selector = trainer.train(log=(lambda r: append_jsonl(metrics, r)) if here.main else None)
-    scores = _write_outputs(cfg, selector, features, probe, ft, run_dir, here)
+    scores = _write_outputs(cfg, plan, selector, signals, ft, run_dir, here)
     return SelectResult(run_dir, scores, dropped, *resumed_from)

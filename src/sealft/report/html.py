@@ -14,12 +14,12 @@ import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import yaml
 
 from ..config import SelectRecipeConfig
 from ..data import load_sources
 from ..io import atomic_write, read_json, read_jsonl
+from ..scores import read_scores
 from ..selection.methods import SELECTING
 from .tables import format_cell, heading
 
@@ -191,7 +191,7 @@ def scores_section(report: Report, rows: list[dict], labels: list[int]) -> Secti
     from sklearn.metrics import roc_auc_score
 
     plt = _plt()
-    logits = [r["logit"] for r in rows]
+    logits = [r["score"] for r in rows]
     auroc = roc_auc_score(labels, [-x for x in logits])
     fig, axes = plt.subplots(
         1, 2, figsize=(8.4, 2.8), gridspec_kw={"width_ratios": [3, 2]}, layout="constrained"
@@ -408,7 +408,7 @@ def build_report(run_dir: str | Path) -> Report:
         report.sections.append(results_section(results))
     label = (results or {}).get("config", {}).get("labels")
     if select_dir is not None:
-        rows = pq.read_table(select_dir / "scores.parquet").to_pylist()
+        rows = read_scores(select_dir / "scores.parquet").to_pylist()
         records = _records(select_dir)
         labels = _labels(rows, records, label)
         report.sections.append(weights_section(report, rows, labels))
