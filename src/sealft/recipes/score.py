@@ -2,8 +2,8 @@
 
 A feature selector's logit is w·x + b over the sample's features; the same features of
 new samples (hashed n-grams need no model; hidden states need the run's model, and are
-standardised with the run's statistics) give their logits. The output is a scores table
-like `seal select`'s, so `seal finetune --scores` keeps the top p of it.
+standardised with the run's statistics) give their logits. The outputs are a scores table
+and selected.jsonl like `seal select`'s, so `seal finetune --scores` keeps the top p of it.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from ..config import (
 from ..data import encode_configured, load_sources
 from ..io import atomic_write, write_dropped, write_parquet
 from ..model.load import device_for, load_configured
-from ..scores import scores_table
+from ..scores import scores_table, write_selected
 from ..selection.features import compute_features
 from ..selection.selector import FeatureSelector, read_selector_file, weights_of
 
@@ -86,6 +86,7 @@ def run_score(cfg: ScoreRecipeConfig, *, progress: bool = True, model=None, toke
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "config.yaml", dump_config(cfg))
     write_dropped(out / "dropped.jsonl", dropped)
+    write_selected(out / "selected.jsonl", samples, table)
     write_parquet(out / "scores.parquet", table)
     kept = sum(table.column("selected").to_pylist())
     return {"scored": table.num_rows, "dropped": len(dropped), "kept": kept, "output_dir": out}
