@@ -8,12 +8,13 @@ from conftest import alpaca_rows, safe_rows, shared_file, write_jsonl
 from sealft.cli import main
 from sealft.config import ConfigError, ExperimentRecipeConfig
 from sealft.demo.tiny import tiny_pair
-from sealft.recipes import experiment, finetune
+from sealft.recipes import finetune
 from sealft.recipes.experiment import run_experiment
 from sealft.report.tables import markdown_table, summarise
 from sealft.scores import n_keep
+from sealft.selection import rankers
 from sealft.selection.bilevel import BilevelTrainer
-from sealft.selection.methods import DEFAULT_METHODS
+from sealft.selection.rankers import DEFAULT_METHODS, methods_of
 
 FAST = {
     "tokenize": {"max_length": 64},
@@ -119,8 +120,8 @@ def test_rerun_skips_finished_steps_and_redoes_only_what_changed(experiment_run,
 
     monkeypatch.setattr(BilevelTrainer, "train", forbidden)
     monkeypatch.setattr(finetune, "train", forbidden)
-    monkeypatch.setattr(experiment, "dsir_scores", forbidden)
-    monkeypatch.setattr(experiment, "frozen_loss_scores", forbidden)
+    monkeypatch.setattr(rankers, "dsir_scores", forbidden)
+    monkeypatch.setattr(rankers, "frozen_loss_scores", forbidden)
     again = run_experiment(cfg, progress=False)
     assert again["runs"] == first["runs"]
 
@@ -202,7 +203,7 @@ def test_cli_run_and_its_help(tmp_path, tiny_model_dir, capsys):
     out = capsys.readouterr().out
     assert "| random | 0.8 | 1 |" in out and "results in" in out
     assert main(["run", "methods=[nope]"]) == 2
-    assert "methods.0" in capsys.readouterr().err
+    assert "methods: unknown method(s) 'nope'; choose from full" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["run", "--help"])
     assert "seal+safeinstr" in capsys.readouterr().out
@@ -210,9 +211,10 @@ def test_cli_run_and_its_help(tmp_path, tiny_model_dir, capsys):
 
 def test_methods_that_need_a_model_say_so_and_implicit_reward_runs(tmp_path, tiny_model_dir):
     with pytest.raises(ConfigError, match="implicit-reward needs `reference_model`"):
-        shared_config(tiny_model_dir, tmp_path / "a", methods=["implicit-reward"]).check_ready()
+        methods_of(shared_config(tiny_model_dir, tmp_path / "a", methods=["implicit-reward"]))
     with pytest.raises(ConfigError, match="guard needs `guard`"):
-        shared_config(tiny_model_dir, tmp_path / "a", methods=["guard"]).check_ready()
+        run_experiment(shared_config(tiny_model_dir, tmp_path / "a", methods=["guard"]))
+    assert not (tmp_path / "a").exists()  # refused before anything ran
     cfg = shared_config(
         tiny_model_dir,
         tmp_path / "b",
@@ -246,7 +248,7 @@ def test_oracle_needs_labels_trains_on_no_harmful_row_and_names_an_unlabelled_ro
     tmp_path, tiny_model_dir
 ):
     with pytest.raises(ConfigError, match="oracle needs `labels`"):
-        shared_config(tiny_model_dir, tmp_path / "a", methods=["oracle"]).check_ready()
+        methods_of(shared_config(tiny_model_dir, tmp_path / "a", methods=["oracle"]))
     rows = [r | {"label": int(i % 4 == 0)} for i, r in enumerate(alpaca_rows(16))]
     data = write_jsonl(tmp_path / "data.jsonl", rows)
     cfg = shared_config(

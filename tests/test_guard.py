@@ -14,10 +14,10 @@ from sealft.selection.guard import (
     encode,
     guard_input,
     guard_scores,
-    render,
     safe_log_odds,
     unsafe_label_index,
 )
+from sealft.selection.guard_prompt import render
 
 
 def unsafe_probabilities(*args, **kwargs) -> torch.Tensor:

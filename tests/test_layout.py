@@ -1,4 +1,5 @@
-"""The package's shape: no import cycles, functions short enough to read in one screen."""
+"""The package's shape: no import cycles, no import up the pipeline's layers, modules and
+functions short enough to read."""
 
 import ast
 from pathlib import Path
@@ -6,6 +7,22 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parent.parent / "src"
 PACKAGE = SRC / "sealft"
 MAX_FUNCTION_LINES = 80
+MAX_MODULE_LINES = 500
+# Modules that are mostly data (the demo world's phrase tables), exempt from the size limit.
+DATA_TABLES = {"sealft.demo.world"}
+# The pipeline's layers, lowest first: a module imports from its own layer or below, never
+# above (config never imports selection; selection never imports a recipe).
+LAYERS = [
+    {"config", "io", "logs", "progress"},
+    {"distributed", "data"},
+    {"model", "runs", "scores"},
+    {"eval"},
+    {"selection"},
+    {"sft"},
+    {"report"},
+    {"recipes"},
+    {"demo", "api", "cli", "sealft"},
+]
 
 
 def _module_name(path: Path) -> str:
@@ -81,4 +98,38 @@ def test_no_function_is_longer_than_a_screen():
                 lines = node.end_lineno - node.lineno + 1
                 if lines > MAX_FUNCTION_LINES:
                     long.append(f"{path.relative_to(SRC)}:{node.lineno} {node.name} ({lines})")
+    assert not long, long
+
+
+def _layer(module: str) -> int:
+    parts = module.split(".")
+    top = parts[1] if len(parts) > 1 else "sealft"
+    return next(i for i, layer in enumerate(LAYERS) if top in layer)
+
+
+def _upward(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(
+        f"{a} -> {b}" for a, targets in graph.items() for b in targets if _layer(b) > _layer(a)
+    )
+
+
+def test_every_module_sits_in_a_layer_and_no_import_runs_up():
+    modules = _modules()
+    for name in modules:
+        _layer(name)  # StopIteration names a module no layer holds
+    graph = {name: _imports(name, path, set(modules)) for name, path in modules.items()}
+    assert _upward(graph) == []
+    # The check sees an arrow that runs up.
+    assert _upward({"sealft.config.x": {"sealft.selection.y"}}) == [
+        "sealft.config.x -> sealft.selection.y"
+    ]
+
+
+def test_no_module_is_over_the_size_limit():
+    long = [
+        f"{name} ({n} lines)"
+        for name, path in _modules().items()
+        if name not in DATA_TABLES
+        and (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    ]
     assert not long, long

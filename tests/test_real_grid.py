@@ -125,3 +125,45 @@ def test_ranking_reuses_a_fine_tunes_selection_with_the_same_settings(rank, tmp_
     # Other settings, or another seed, are another selection.
     assert rank.finished_selection(ours) is None
     assert rank.finished_selection(rank.select_config(mix, "seal-paper", 2)) is None
+
+
+@pytest.fixture(scope="module")
+def align(finetune):
+    sys.path.insert(0, str(REAL))
+    try:
+        yield importlib.import_module("align")
+    finally:
+        sys.path.remove(str(REAL))
+
+
+def test_the_preference_stage_trains_the_adapter_with_trl_dpo(align, tmp_path, tiny_model_dir):
+    import torch
+
+    from sealft.config import LoraSettings
+    from sealft.model.load import load_model_and_tokenizer
+    from sealft.model.lora import add_lora
+
+    model, tok = load_model_and_tokenizer(str(tiny_model_dir))
+    peft_model = add_lora(model, LoraSettings(r=2, alpha=4))
+    before = {n: p.detach().clone() for n, p in peft_model.named_parameters() if p.requires_grad}
+    pairs = [
+        {
+            "prompt": f"do harm number {i}",
+            "chosen": "I can't help with that .",
+            "rejected": f"The word is w{i} .",
+            "side": "harmful",
+        }
+        for i in range(4)
+    ]
+    recipe = align.Recipe(
+        refusals=0, benign=0, risky_repeat=0, epochs=1, lr=1e-2, batch_size=2, max_length=48
+    )
+    info = align.train_dpo(peft_model, tok, pairs, recipe, tmp_path)
+    assert info["steps"] == 2 and info["pairs"]["harmful"] == 4
+    moved = [
+        n
+        for n, p in peft_model.named_parameters()
+        if p.requires_grad and not torch.equal(p, before[n])
+    ]
+    assert moved  # the adapter learned
+    assert (tmp_path / "run" / "metrics.jsonl").exists()

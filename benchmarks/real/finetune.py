@@ -33,7 +33,7 @@ from rank import ALIGNED, RESULTS, SELECTORS, cell, stat, update_results
 from sealft.config import ExperimentRecipeConfig
 from sealft.io import read_jsonl
 from sealft.recipes.experiment import run_experiment
-from sealft.selection.methods import SELECTING
+from sealft.selection.rankers import SELECTING
 
 # `safeinstr` (every row plus the demonstrations) is seal+safeinstr's control: what the
 # demonstrations do without the selection. `oracle` (a random 80% of the benign rows, from

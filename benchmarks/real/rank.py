@@ -31,20 +31,15 @@ import yaml
 from data import CACHE, DATA, KINDS, PCTS, SEEDS, mix_path, smollm_gguf
 from sklearn.metrics import roc_auc_score
 
-from sealft.config import DSIRConfig, SelectRecipeConfig, dump_config
+from sealft.config import ExperimentRecipeConfig, SelectRecipeConfig, dump_config
 from sealft.data import encode_configured, load_sources
 from sealft.io import write_json, write_parquet
 from sealft.model.load import device_for, load_configured, load_model_and_tokenizer
 from sealft.recipes.select import DONE as SELECT_DONE
 from sealft.recipes.select import run_select
 from sealft.scores import n_keep, read_scores, scores_table
-from sealft.selection.baselines import (
-    dsir_scores,
-    frozen_loss_scores,
-    implicit_reward_scores,
-    random_scores,
-)
 from sealft.selection.features import ngram_features
+from sealft.selection.rankers import RANKERS, RankInputs
 from sealft.selection.score import Signals, compose, plan_for
 
 HERE = Path(__file__).resolve().parent
@@ -166,19 +161,8 @@ def rank(name: str, mix: Path, seed: int, models) -> dict:
             return quality(table, labels) | {"reused": str(done.relative_to(CACHE))}
         table = run_select(settings, replace_stale=True, progress=False).scores
         return quality(table, labels) | {"seconds": round(time.time() - start)}
-    aligned, tok = models.aligned()
-    k = cfg.selector.response_tokens if name == "frozen-loss" else None
-    enc = encode_configured(loaded.samples, tok, cfg.tokenize, k)
-    kw = {"p": 0.8, "batch_size": 16, "device": models.device, "precision": "auto"}
-    if name == "random":
-        table = random_scores(enc.samples, seed, 0.8)
-    elif name == "dsir":
-        safe = load_sources(cfg.safe).samples
-        table = dsir_scores(enc.samples, safe, seed=seed, p=0.8, settings=DSIRConfig())
-    elif name == "frozen-loss":
-        table = frozen_loss_scores(aligned, tok, enc, **kw)
-    elif name == "implicit-reward":
-        table = implicit_reward_scores(aligned, models.reference(), tok, enc, **kw)
+    if name in RANKERS:
+        table, _ = RANKERS[name].score(rank_inputs(cfg, loaded, models), seed)
     elif name == "implicit-reward-blend":
         table = smoothed("implicit-reward", mix, seed, models)
     else:
@@ -188,6 +172,28 @@ def rank(name: str, mix: Path, seed: int, models) -> dict:
     table_path(name, mix).parent.mkdir(parents=True, exist_ok=True)
     write_parquet(table_path(name, mix), table)
     return quality(table, labels) | {"seconds": round(time.time() - start)}
+
+
+def rank_inputs(cfg: SelectRecipeConfig, loaded, models) -> RankInputs:
+    """What sealft's ranker registry needs, for a mix: the selector's model, data and
+    tokenization, p 0.8 and batches of 16, as `seal run` would rank them."""
+    keep = {"model", "data", "safe", "tokenize", "selector", "reference_model", "runtime"}
+    settings = cfg.model_dump(mode="json", include=keep)
+    experiment = ExperimentRecipeConfig.model_validate(
+        {**settings, "p": 0.8, "eval": {"batch_size": 16}}
+    )
+    aligned, tokenizer = models.aligned()
+    return RankInputs(
+        cfg=experiment,
+        data=loaded,
+        safe=load_sources(cfg.safe),
+        trainable=encode_configured(loaded.samples, tokenizer, cfg.tokenize),
+        tokenizer=tokenizer,
+        device=models.device,
+        workdir=CACHE,
+        aligned=lambda: aligned,
+        reference=models.reference,
+    )
 
 
 def smoothed(name: str, mix: Path, seed: int, models):

@@ -99,12 +99,27 @@ COMMANDS = {
 }
 
 
-def _config_parser(sub, name: str, help: str, description: str) -> argparse.ArgumentParser:
+def _methods_help() -> str:
+    """The method table of `seal run`, from the ranker registry."""
+    from .selection.rankers import DEFAULT_METHODS, METHODS
+
+    rows = [
+        f"  {m.name:<16}{m.summary}" + (f" (needs {m.needs})" if m.needs else "")
+        for m in METHODS.values()
+    ]
+    default = ", ".join(DEFAULT_METHODS)
+    return "methods (`methods=[...]`; default: " + default + "):\n" + "\n".join(rows)
+
+
+def _config_parser(
+    sub, name: str, help: str, description: str, methods: str = ""
+) -> argparse.ArgumentParser:
     cls, flags = COMMANDS[name]
+    text = textwrap.fill(description, 80)
     p = sub.add_parser(
         name,
         help=help,
-        description=textwrap.fill(description, 80),
+        description=f"{text}\n\n{methods}" if methods else text,
         epilog=_settings_help(cls),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -205,8 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
         "the whole experiment: every method, seed and p, side by side",
         "Train the selector once per seed, fine-tune one model per method, p and seed, "
         "evaluate each, and write results.json and results.md (mean ± std over seeds). "
-        "Methods: full, random, dsir, safeinstr, seal, seal+safeinstr, frozen-loss, "
-        "seal-soft. Re-running skips every step whose settings are unchanged.",
+        "Re-running skips every step whose settings are unchanged.",
+        methods=_methods_help(),
     )
     _eval_parser(sub)
     _report_parser(sub)

@@ -9,7 +9,6 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from ..selection.methods import DEFAULT_METHODS, METHODS, TABLE
 from .base import ConfigError, Strict
 from .evaluate import EvalConfig
 from .migrate import Recipe
@@ -23,8 +22,6 @@ from .sections import (
     TokenizeConfig,
 )
 from .select import SelectorConfig, SelectorTrainConfig, SelectRecipeConfig
-
-Method = Literal[METHODS]
 
 
 class SafeInstrConfig(Strict):
@@ -138,9 +135,11 @@ class ExperimentRecipeConfig(Recipe):
     selector_train: SelectorTrainConfig = Field(default_factory=SelectorTrainConfig)
     sft: SFTConfig = Field(default_factory=SFTConfig, description="every method's fine-tune")
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
-    methods: list[Method] = Field(
-        default_factory=lambda: list(DEFAULT_METHODS),
-        description="methods to compare (implicit-reward needs reference_model, guard needs guard)",
+    methods: list[str] | None = Field(
+        None,
+        description="methods to compare, by name (`seal run --help` lists them; "
+        "implicit-reward needs reference_model, guard needs guard, oracle needs labels); "
+        "null: every method that needs no extra model",
     )
     reference_model: ModelConfig | None = Field(
         None,
@@ -172,7 +171,7 @@ class ExperimentRecipeConfig(Recipe):
                 raise ValueError(f"p must lie in (0, 1], got {p}")
         if not self.seeds:
             raise ValueError("seeds must name at least one seed")
-        if not self.methods:
+        if self.methods is not None and not self.methods:
             raise ValueError("methods must name at least one method")
         return self
 
@@ -180,14 +179,9 @@ class ExperimentRecipeConfig(Recipe):
         return self.p if isinstance(self.p, list) else [self.p]
 
     def check_ready(self) -> None:
+        """The selector's settings; the methods are checked against the ranker registry
+        (`selection.rankers.methods_of`) when `seal run` starts."""
         self.select_config(self.seeds[0]).check_ready()
-        missing = [
-            f"method {m} needs `{TABLE[m].needs}`"
-            for m in self.methods
-            if TABLE[m].needs and getattr(self, TABLE[m].needs) is None
-        ]
-        if missing:
-            raise ConfigError("; ".join(missing))
 
     def select_config(self, seed: int) -> SelectRecipeConfig:
         """The `seal select` run behind the seal methods for one seed."""

@@ -33,7 +33,6 @@ from ..config import (
     ExperimentRecipeConfig,
     FinetuneRecipeConfig,
     ModelConfig,
-    as_list,
     dump_config,
 )
 from ..data import Encoded, LoadedData, encode_configured, load_sources
@@ -44,15 +43,14 @@ from ..io import atomic_write, write_dropped, write_json, write_parquet
 from ..model.load import device_for, load_configured
 from ..report.tables import markdown_table, summarise
 from ..runs import cached, fingerprint, run_key
-from ..selection.baselines import (
-    dsir_scores,
-    frozen_loss_scores,
-    implicit_reward_scores,
-    oracle_scores,
-    random_scores,
+from ..selection.rankers import (
+    METHODS,
+    RANKERS,
+    SELECTING,
+    RankInputs,
+    methods_of,
+    rankings_needed,
 )
-from ..selection.features import ngram_features
-from ..selection.methods import SEAL_RANKED, SELECTING, TABLE
 from ..sft import load_trained, per_process_batches
 from .finetune import run_finetune
 from .select import run_select
@@ -120,8 +118,9 @@ class Experiment:
         extra_eval: ExtraEval | None = None,
         extra_eval_name: str = "",
     ):
+        self.methods = methods_of(cfg)
         cfg.check_ready()
-        if set(SEAL_RANKED) & set(cfg.methods):
+        if "seal" in rankings_needed(self.methods):
             require_replicated("seal run with a SEAL method (seal, seal+safeinstr, seal-soft)")
         self.world = world(cfg.runtime.device)
         per_process_batches(cfg.sft, self.world.size)  # fails now, not after the selector
@@ -160,10 +159,10 @@ class Experiment:
         self.aligned()
         # Random and DSIR rank what the model can train on: the samples that fit its tokenizer.
         trainable = encode_configured(self.data.samples, self.tokenizer, cfg.tokenize)
-        shared = self.shared_rankings(trainable)
+        inputs = self.rank_inputs(trainable)
         for seed in cfg.seeds:
-            rankings = self.rankings(seed, trainable) | shared
-            for method in cfg.methods:
+            rankings = self.rankings(seed, inputs)
+            for method in self.methods:
                 for p in cfg.p_values() if method in SELECTING else [None]:
                     self.finetune_and_evaluate(method, p, seed, rankings)
         if cfg.eval.judge is not None and self.world.main:
@@ -226,159 +225,47 @@ class Experiment:
         step = self.world.main_first(lambda: cached(folder / "step.json", key, compute))
         return Path(step["scores"])
 
-    def _data_key(self, trainable: Encoded) -> dict:
-        return {"data": _ids(trainable.samples), "p": max(self.cfg.p_values())}
-
-    def model_ranking(self, name: str, trainable: Encoded, k: int | None, key: dict, score) -> Path:
-        """A ranking by `score(encoded data)`, seed-independent, computed once per key."""
-        cfg = self.cfg
-
-        def make():
-            enc = encode_configured(self.data.samples, self.tokenizer, cfg.tokenize, k)
-            return score(enc), enc.dropped
-
-        key = (
-            self._data_key(trainable)
-            | key
-            | {
-                "model": cfg.model.model_dump(mode="json"),
-                "tokenize": cfg.tokenize.model_dump(mode="json"),
-                "response_tokens": k,
-            }
+    def rank_inputs(self, trainable: Encoded) -> RankInputs:
+        return RankInputs(
+            cfg=self.cfg,
+            data=self.data,
+            safe=self.safe,
+            trainable=trainable,
+            tokenizer=self.tokenizer,
+            device=self.device,
+            workdir=self.out,
+            aligned=lambda: self.models.fresh()[0].to(self.device),
+            reference=lambda: load_configured(self.cfg.reference_model)[0].to(self.device),
+            select=self.select,
+            progress=self.progress,
         )
-        return self.scores_step(self.out / name, key, make)
 
-    def shared_rankings(self, trainable: Encoded) -> dict[str, Path]:
-        """The rankings that no seed changes: the aligned model's loss, its implicit reward
-        against the reference model, and the guard's verdicts."""
-        cfg, found = self.cfg, {}
-        kw = {
-            "p": max(cfg.p_values()),
-            "batch_size": cfg.eval.batch_size,
-            "device": self.device,
-            "precision": cfg.runtime.precision,
-        }
-        if "frozen-loss" in cfg.methods:
-            found["frozen-loss"] = self.model_ranking(
-                "frozen-loss",
-                trainable,
-                cfg.selector.response_tokens,
-                {},
-                lambda enc: frozen_loss_scores(self.aligned_model(), self.tokenizer, enc, **kw),
-            )
-        if "implicit-reward" in cfg.methods:
-            found["implicit-reward"] = self.model_ranking(
-                "implicit-reward",
-                trainable,
-                cfg.implicit_reward.response_tokens,
-                {"reference_model": cfg.reference_model.model_dump(mode="json")}
-                | self.reward_smoothing_key(),
-                lambda enc: implicit_reward_scores(
-                    self.aligned_model(),
-                    self.reference_model(),
-                    self.tokenizer,
-                    enc,
-                    smooth_over=self.reward_smoothing_features(enc),
-                    **kw,
-                ),
-            )
-        if "guard" in cfg.methods:
-            found["guard"] = self.guard_ranking(trainable)
-        return found
-
-    def reward_smoothing_key(self) -> dict:
-        """What the implicit-reward ranking's smoothing adds to its cache key (nothing
-        without smoothing, so that rankings cached before the option existed stay valid)."""
-        cfg = self.cfg
-        if cfg.implicit_reward.smoothing == "none":
-            return {}
-        return {"blend": cfg.selector.features.model_dump(mode="json")}
-
-    def reward_smoothing_features(self, enc: Encoded):
-        """The hashed n-grams the implicit reward is blended over, or None."""
-        if self.cfg.implicit_reward.smoothing == "none":
-            return None
-        return ngram_features(enc.samples, self.cfg.selector.features)
-
-    def aligned_model(self):
-        return self.models.fresh()[0].to(self.device)
-
-    def reference_model(self):
-        return load_configured(self.cfg.reference_model)[0].to(self.device)
-
-    def guard_ranking(self, trainable: Encoded) -> Path:
-        from ..selection.guard import guard_scores
-
-        cfg = self.cfg
-
-        def make():
-            table = guard_scores(
-                trainable.samples,
-                cfg.guard,
-                p=max(cfg.p_values()),
-                device=self.device,
-                precision=cfg.runtime.precision,
-                progress=self.progress,
-            )
-            return table, trainable.dropped
-
-        key = self._data_key(trainable) | {"guard": cfg.guard.model_dump(mode="json")}
-        return self.scores_step(self.out / "guard", key, make)
-
-    def rankings(self, seed: int, trainable: Encoded) -> dict[str, Path]:
-        """The scores.parquet of every ranking this seed's methods train on."""
-        cfg, folder, p_top = self.cfg, self.out / f"seed{seed}", max(self.cfg.p_values())
-        key = self._data_key(trainable) | {"seed": seed}
+    def rankings(self, seed: int, inputs: RankInputs) -> dict[str, Path]:
+        """The scores.parquet of every ranking this seed's methods train on, each computed
+        once per key: a seed-free ranking once for every seed (in its own folder)."""
         found: dict[str, Path] = {}
-        if set(SEAL_RANKED) & set(cfg.methods):
-            log.info("seed %d: selector", seed)
-            model, tokenizer = self.selector_models.fresh()
-            select = run_select(
-                cfg.select_config(seed),
-                replace_stale=True,
-                progress=self.progress,
-                model=model,
-                tokenizer=tokenizer,
-            )
-            found["seal"] = select.run_dir / "scores.parquet"
-        if "random" in cfg.methods:
-            found["random"] = self.scores_step(
-                folder / "random",
-                key,
-                lambda: (random_scores(trainable.samples, seed, p_top), trainable.dropped),
-            )
-        if "dsir" in cfg.methods:
-            dsir_key = key | {"target": _ids(self.safe.samples), "dsir": cfg.dsir.model_dump()}
-
-            def dsir():
-                table = dsir_scores(
-                    trainable.samples,
-                    self.safe.samples,
-                    seed=seed,
-                    p=p_top,
-                    settings=cfg.dsir,
-                    workdir=self.out,
-                )
-                return table, trainable.dropped
-
-            found["dsir"] = self.scores_step(folder / "dsir", dsir_key, dsir)
-        if "oracle" in cfg.methods:
-            found["oracle"] = self.oracle_ranking(folder, key, seed, trainable)
+        data_key = {"data": _ids(inputs.trainable.samples), "p": inputs.p_top}
+        for name in rankings_needed(self.methods):
+            ranker = RANKERS[name]
+            if ranker.score is None:
+                found[name] = self.select(seed)
+                continue
+            folder = self.out / (f"seed{seed}/{name}" if ranker.per_seed else name)
+            key = data_key | ({"seed": seed} if ranker.per_seed else {}) | ranker.key(inputs)
+            found[name] = self.scores_step(folder, key, lambda r=ranker: r.score(inputs, seed))
         return found
 
-    def oracle_ranking(self, folder: Path, key: dict, seed: int, trainable: Encoded) -> Path:
-        """The labels' perfect ranking, ties broken by the seed."""
-        labels = self.cfg.labels
-        where = ", ".join(str(d.path) for d in as_list(self.cfg.data))
-
-        def make():
-            records = ((s.index, s.record) for s in trainable.samples)
-            harmful = labels.harmful_flags(records, where)
-            p_top = max(self.cfg.p_values())
-            return oracle_scores(trainable.samples, harmful, seed, p_top), trainable.dropped
-
-        key = key | {"labels": labels.model_dump(mode="json")}
-        return self.scores_step(folder / "oracle", key, make)
+    def select(self, seed: int) -> Path:
+        log.info("seed %d: selector", seed)
+        model, tokenizer = self.selector_models.fresh()
+        result = run_select(
+            self.cfg.select_config(seed),
+            replace_stale=True,
+            progress=self.progress,
+            model=model,
+            tokenizer=tokenizer,
+        )
+        return result.run_dir / "scores.parquet"
 
     def finetune_and_evaluate(
         self, method: str, p: float | None, seed: int, rankings: dict[str, Path]
@@ -467,7 +354,7 @@ def finetune_config(
     rankings: dict[str, Path],
 ) -> FinetuneRecipeConfig:
     """The `seal finetune` run behind one method, p and seed (see the method table)."""
-    row = TABLE[method]
+    row = METHODS[method]
     selection = {}
     if row.ranking is not None:
         scores = str(rankings[row.ranking])

@@ -20,7 +20,7 @@ from ..config import SelectRecipeConfig
 from ..data import load_sources
 from ..io import atomic_write, read_json, read_jsonl
 from ..scores import read_scores
-from ..selection.methods import SELECTING
+from ..selection.rankers import SELECTING
 from .tables import format_cell, heading
 
 TRUNCATE = 300
