@@ -51,10 +51,10 @@ from sealft.config import (  # noqa: E402
     RuntimeConfig,
     SFTConfig,
 )
-from sealft.data import Sample, collate, encode, load_samples, pad_id, sample_id  # noqa: E402
+from sealft.data import Sample, encode, load_samples, sample_id  # noqa: E402
 from sealft.eval.detector import PhraseDetector  # noqa: E402
 from sealft.eval.generation import generate  # noqa: E402
-from sealft.io import append_jsonl, read_jsonl, write_json, write_jsonl  # noqa: E402
+from sealft.io import read_jsonl, write_json, write_jsonl  # noqa: E402
 from sealft.model.load import load_model_and_tokenizer  # noqa: E402
 from sealft.model.lora import add_lora  # noqa: E402
 
@@ -432,99 +432,62 @@ def shuffled_pairs(pairs: list[dict[str, Any]], seed: int) -> list[dict[str, Any
     return out
 
 
-def _encoded_pair(tok, pair: dict[str, Any], recipe: Recipe):
-    """Token ids and labels of (chosen, rejected), or None if either keeps no answer token."""
-    prompt = ({"role": "user", "content": pair["prompt"]},)
-    samples = [
-        Sample(sample_id(prompt, pair[k]), i, prompt, pair[k], {})
-        for i, k in enumerate(("chosen", "rejected"))
-    ]
-    enc = encode(
-        samples,
-        tok,
-        max_length=recipe.max_length,
-        response_tokens=recipe.dpo_response_tokens,
-    )
-    return None if len(enc) < 2 else (enc.input_ids, enc.labels)
-
-
-def sequence_logps(model, ids: list[list[int]], labels: list[list[int]], pad: int):
-    """Summed log-probability of each sequence's answer tokens."""
-    batch = collate(ids, labels, pad)
-    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-    logits = out.logits[:, :-1].float()
-    target = batch["labels"][:, 1:]
-    mask = target != -100
-    logp = -torch.nn.functional.cross_entropy(
-        logits.transpose(1, 2), target.clamp(min=0), reduction="none"
-    )
-    return (logp * mask).sum(1)
+def opening(tok, text: str, tokens: int) -> str:
+    """The first `tokens` tokens of `text`: a pair's answers are compared on their opening,
+    where a refusal or a compliance shows."""
+    ids = tok(text, add_special_tokens=False)["input_ids"][:tokens]
+    return tok.decode(ids)
 
 
 def train_dpo(
     peft_model, tok, pairs: list[dict[str, Any]], recipe: Recipe, folder: Path
 ) -> dict[str, Any]:
-    """DPO (sigmoid loss) on the pairs; the reference is the model with the adapter off."""
-    pad = pad_id(tok)
-    encoded = [e for e in (_encoded_pair(tok, p, recipe) for p in pairs) if e is not None]
-    ids_c = [e[0][0] for e in encoded]
-    ids_r = [e[0][1] for e in encoded]
-    lab_c = [e[1][0] for e in encoded]
-    lab_r = [e[1][1] for e in encoded]
-    n, bs = len(encoded), recipe.batch_size
-    peft_model.eval()
-    ref_c, ref_r = [], []
-    with torch.no_grad(), peft_model.disable_adapter():
-        for i in range(0, n, 16):
-            ref_c.append(sequence_logps(peft_model, ids_c[i : i + 16], lab_c[i : i + 16], pad))
-            ref_r.append(sequence_logps(peft_model, ids_r[i : i + 16], lab_r[i : i + 16], pad))
-    ref_chosen, ref_rejected = torch.cat(ref_c), torch.cat(ref_r)
-    params = [p for p in peft_model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=recipe.lr, betas=(0.9, 0.95), weight_decay=0.0)
-    per_epoch = -(-n // bs)
-    total = max(1, round(per_epoch * recipe.epochs))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1 - step / total)
-    gen = torch.Generator().manual_seed(recipe.seed)
-    peft_model.train()
-    log_path = folder / "run" / "metrics.jsonl"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    order: list[int] = []
-    step, window = 0, []
-    while step < total:
-        if not order:
-            order = torch.randperm(n, generator=gen).tolist()
-        idx, order = order[:bs], order[bs:]
-        logps = sequence_logps(
-            peft_model,
-            [ids_c[i] for i in idx] + [ids_r[i] for i in idx],
-            [lab_c[i] for i in idx] + [lab_r[i] for i in idx],
-            pad,
-        )
-        chosen, rejected = logps[: len(idx)], logps[len(idx) :]
-        margin = recipe.dpo_beta * ((chosen - ref_chosen[idx]) - (rejected - ref_rejected[idx]))
-        loss = -torch.nn.functional.logsigmoid(margin).mean()
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        sched.step()
-        step += 1
-        window.append((loss.item(), (margin > 0).float().mean().item(), margin.mean().item()))
-        if step % 10 == 0 or step == total:
-            loss_m, acc, mar = (sum(x) / len(window) for x in zip(*window, strict=True))
-            append_jsonl(
-                log_path,
-                {"step": step, "loss": loss_m, "reward_acc": acc, "margin": mar},
-            )
-            window = []
+    """DPO (TRL's DPOTrainer, sigmoid loss) on the pairs, conversational; the reference is
+    the model with its adapter off, as TRL does for a PEFT model."""
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    k = recipe.dpo_response_tokens
+    rows = [
+        {
+            "prompt": [{"role": "user", "content": p["prompt"]}],
+            "chosen": [{"role": "assistant", "content": opening(tok, p["chosen"], k)}],
+            "rejected": [{"role": "assistant", "content": opening(tok, p["rejected"], k)}],
+        }
+        for p in pairs
+    ]
+    args = DPOConfig(
+        output_dir=str(folder / "run"),
+        beta=recipe.dpo_beta,
+        learning_rate=recipe.lr,
+        per_device_train_batch_size=recipe.batch_size,
+        num_train_epochs=recipe.epochs,
+        lr_scheduler_type="linear",
+        adam_beta2=0.95,
+        max_grad_norm=1.0,
+        max_length=recipe.max_length,
+        logging_steps=10,
+        save_strategy="no",
+        report_to="none",
+        seed=recipe.seed,
+        use_cpu=not torch.cuda.is_available(),
+        bf16=False,  # fp32, as the stage trained before TRL took it over
+    )
+    trainer = DPOTrainer(
+        model=peft_model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok
+    )
+    out = trainer.train()
+    history = [h for h in trainer.state.log_history if "loss" in h]
+    write_jsonl(folder / "run" / "metrics.jsonl", history)
     return {
         "pairs": {
             "built": len(pairs),
-            "encoded": n,
             "harmful": sum(p["side"] == "harmful" for p in pairs),
             "benign": sum(p["side"] == "benign" for p in pairs),
         },
-        "steps": total,
+        "steps": out.global_step,
+        "train_loss": out.training_loss,
+        "trainer": "trl.DPOTrainer",
     }
 
 
