@@ -10,7 +10,7 @@ does not pay for torch: `from sealft import select, score, finetune, evaluate`.
 
 import logging
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 logging.getLogger("sealft").addHandler(logging.NullHandler())
 
