@@ -175,6 +175,15 @@ def test_a_comparison_pair_runs_end_to_end_on_a_tiny_model(tmp_path, monkeypatch
     kept = read_jsonl(trained / "seed0" / "oracle-p0.75" / "trained.jsonl")
     assert len(kept) == 9 and all(r["index"] < 9 for r in kept)
     assert "seal − oracle" in compare.paired_table({"d0-s0": got})
+    # What each ranking did with the harmful rows, read back from the pair's run folders.
+    extras = compare.ranked(
+        "tiny", "dev", ("jbb", 25, 0, 0, 12, "smoke"), ["full", "oracle", "seal"], 0.75
+    )
+    assert extras["full"] == {"harmful_trained": 3}
+    assert extras["oracle"] == {"harmful_trained": 0, "harmful_kept": 0, "ranking_auroc": 1.0}
+    assert extras["seal"]["harmful_trained"] == extras["seal"]["harmful_kept"]
+    targets = compare.targets_table({"a": got, "b": got}, {"a": extras, "b": extras})
+    assert "SEAL refuses within 5 points of the oracle | 2 |" in targets
     # The aligned model's evaluation is shared with the split's next pair.
     shared = tmp_path / "cache" / "tiny" / "dev" / "aligned" / "eval.json"
     assert shared.read_text() == (trained / "aligned" / "eval.json").read_text()
@@ -227,3 +236,25 @@ def test_the_guard_classifier_trains_and_loads_as_a_plain_classifier(
     assert not any("lora" in name for name, _ in model.named_parameters())
     record = json.loads((tmp_path / "models" / "guard-cls" / "guard_training.json").read_text())
     assert record["rows"] == {"train": 11, "held_out": 1}
+
+
+def test_a_target_is_met_only_when_its_paired_interval_clears_the_bound():
+    def pairs(diffs):
+        return {
+            f"k{i}": {
+                "seal": {"instruction_refusal": 0.5 + d / 100},
+                "random": {"instruction_refusal": 0.5},
+            }
+            for i, d in enumerate(diffs)
+        }
+
+    def verdict(diffs):
+        line = next(
+            r for r in compare.targets_table(pairs(diffs), {}).splitlines() if "random" in r
+        )
+        return line.rsplit("|", 2)[1].strip()
+
+    assert verdict([2.0, 2.5, 3.0]) == "met"  # 2.5, half-width 4.303 * 0.5 / sqrt(3) = 1.24
+    assert verdict([1.0, 2.0, 3.0]) == "not shown"  # 2.0 [-0.48, 4.48]
+    assert verdict([-1.0, 1.0, 0.6]) == "not shown"
+    assert verdict([-3.0, -1.0, 0.5]) == "missed"
