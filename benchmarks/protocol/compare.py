@@ -310,7 +310,7 @@ def targets_table(pairs: dict[str, dict], extras: dict[str, dict]) -> str:
         ]
         _, _, hi = interval(d)
         verdict = "met" if hi < 0 else "not shown" if statistics.fmean(d) < 0 else "missed"
-        what = "harmful-answer loss: SEAL nearer the oracle than full (|S−O| − |S−F|)"
+        what = "harmful-answer loss: SEAL nearer the oracle than full (abs(S−O) − abs(S−F))"
         lines.append(f"| {what} | {len(both)} | {fmt_interval(d, 3)} | {verdict} |")
     seal = [e["seal"] for e in extras.values() if "ranking_auroc" in e.get("seal", {})]
     if seal:
