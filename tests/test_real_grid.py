@@ -10,22 +10,23 @@ import pytest
 REAL = Path(__file__).resolve().parents[1] / "benchmarks" / "real"
 
 
-@pytest.fixture(scope="module")
-def finetune():
+def _real_module(name: str):
+    """A script of benchmarks/real, imported as its siblings import it (by bare name)."""
     sys.path.insert(0, str(REAL))
     try:
-        yield importlib.import_module("finetune")
+        yield importlib.import_module(name)
     finally:
         sys.path.remove(str(REAL))
+
+
+@pytest.fixture(scope="module")
+def finetune():
+    yield from _real_module("finetune")
 
 
 @pytest.fixture(scope="module")
 def plots(finetune):
-    sys.path.insert(0, str(REAL))
-    try:
-        yield importlib.import_module("plots")
-    finally:
-        sys.path.remove(str(REAL))
+    yield from _real_module("plots")
 
 
 def test_missing_keeps_only_unmeasured_methods(finetune):
@@ -129,11 +130,7 @@ def test_ranking_reuses_a_fine_tunes_selection_with_the_same_settings(rank, tmp_
 
 @pytest.fixture(scope="module")
 def align(finetune):
-    sys.path.insert(0, str(REAL))
-    try:
-        yield importlib.import_module("align")
-    finally:
-        sys.path.remove(str(REAL))
+    yield from _real_module("align")
 
 
 def test_the_preference_stage_trains_the_adapter_with_trl_dpo(align, tmp_path, tiny_model_dir):
